@@ -153,11 +153,11 @@ register(Derivation(
     domains={"mask": "mask"},
     steps=(
         Step(claim="an all-ones mask is no mask",
-             eq=Eq(Softmax(_X23, OneMatrix(2, 3)), Softmax(_X23), evaluate=False), sizes={}),
-        Step(claim="masked weights are 0 and every row still sums to 1",
-             eq=Eq(HadamardProduct(Softmax(_X23, _M23), OneMatrix(2, 3) - _M23).as_explicit()
-                   + Softmax(_X23, _M23) * OneMatrix(3, 1) * OneMatrix(1, 3),
-                   OneMatrix(2, 3), evaluate=False), sizes={}),
+             eq=Eq(Softmax(_X23, OneMatrix(2, 3)), Softmax(_X23), evaluate=False)),
+        Step(claim="masked weights are exactly 0",
+             eq=Eq(HadamardProduct(Softmax(_X23, _M23), sp.ones(2, 3) - _M23), sp.zeros(2, 3), evaluate=False)),
+        Step(claim="every row of masked weights still sums to 1",
+             eq=Eq(Softmax(_X23, _M23) * OneMatrix(3, 1), OneMatrix(2, 1), evaluate=False)),
         Step(claim="the 0/1 mask equals adding −c to masked scores and letting c → ∞",
              eq=Eq(explicit(Softmax(_X23 + (_M23 - sp.ones(2, 3)) * _big), {}).applyfunc(
                  lambda e: Limit(e, _big, oo)), Softmax(_X23, _M23), evaluate=False),

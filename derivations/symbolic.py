@@ -82,7 +82,7 @@ class _MatrixFunction(MatrixExpr):
     def _pretty(self, printer):
         from sympy.printing.pretty.stringpict import prettyForm
 
-        inner = printer._print_seq(self.args, delimiter=", ").parens()
+        inner = prettyForm(*printer._print_seq(self.args, delimiter=", ").parens())
         return prettyForm(*inner.left(self._name))
 
     def _mathml_presentation(self, printer):
@@ -232,7 +232,7 @@ class Concat(MatrixExpr):
         from sympy.printing.pretty.stringpict import prettyForm
 
         index, count, block = self.args
-        inner = printer._print(block).parens()
+        inner = prettyForm(*printer._print(block).parens())
         label = "Concat[%s=0..%s]" % (index, count - 1)
         return prettyForm(*inner.left(label))
 
@@ -245,19 +245,49 @@ def _substitute_sizes(expr, sizes: Mapping[str, int]):
     return expr.xreplace({table[a]: sp.Integer(int(n)) for a, n in sizes.items()})
 
 
+def _is_explicit(e) -> bool:
+    return isinstance(e, sp.MatrixBase)
+
+
+def _expand(e, memo: dict):
+    """Bottom-up expansion: every operand is made explicit before its parent, once."""
+    if e in memo:
+        return memo[e]
+    if isinstance(e, MatrixSymbol):
+        r = e.as_explicit()
+    elif isinstance(e, Concat):
+        index, count, block = e.args
+        r = sp.ImmutableMatrix(sp.Matrix.hstack(
+            *[_expand(block.xreplace({index: sp.Integer(h)}), memo) for h in range(int(count))]))
+    elif e.is_Atom or _is_explicit(e) and not e.free_symbols:
+        r = e
+    else:
+        args = [_expand(a, memo) for a in e.args]
+        r = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+        if isinstance(r, MatrixExpr) and not _is_explicit(r) and all(sp.sympify(n).is_Integer for n in r.shape):
+            done = r.doit() if not isinstance(r, _MatrixFunction) else r
+            r = done if _is_explicit(done) else done.as_explicit()
+    memo[e] = r
+    return r
+
+
 def explicit(expr, sizes: Mapping[str, int]):
     """Fix the axis sizes and expand ``expr`` into an explicit matrix (or scalar) of entries.
 
     Every ``MatrixSymbol`` becomes a matrix of its entries ``q[i, j]``, every
     matrix function is expanded through its ``_entry`` and finite sums are carried out.
+    Operands are expanded before the expressions that use them, each once, so
+    nested expressions (a softmax inside a matrix product inside a Hadamard
+    product) cost what their size says, not exponentially more.
     """
     e = _substitute_sizes(sp.sympify(expr), sizes)
-    if isinstance(e, sp.Eq):
+    if isinstance(e, sp.Equality):
         return sp.Eq(explicit(e.lhs, {}), explicit(e.rhs, {}), evaluate=False)
-    e = e.replace(lambda a: isinstance(a, MatrixSymbol), lambda a: a.as_explicit())
-    if isinstance(e, MatrixExpr) or getattr(e, "is_Matrix", False):
-        e = e.as_explicit()
-        return e.applyfunc(lambda a: a.doit())
+    e = _expand(e, {})
+    if _is_explicit(e):
+        return sp.ImmutableMatrix(e.applyfunc(lambda a: a.doit()))
+    if isinstance(e, MatrixExpr):
+        return sp.ImmutableMatrix(e.as_explicit().applyfunc(lambda a: a.doit()))
     return e.doit()
 
 

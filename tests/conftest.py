@@ -1,0 +1,18 @@
+"""Test configuration: JAX is strict here, as DESIGN.md asks.
+
+Rank promotion raises, so a model function that silently broadcasts a [D] bias
+against a [T, D] array fails the suite.  Tests do not write into the working
+directory (use ``tmp_path``) and need no network.
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def _highest_matmul_precision():
+    """Compare against SymPy at full float32 precision: no TF32 on GPUs."""
+    with jax.default_matmul_precision("highest"):
+        yield
