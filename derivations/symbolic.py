@@ -219,6 +219,35 @@ class Concat(MatrixExpr):
         h, c = divmod(int(j), int(width))
         return block.subs(index, h).as_explicit()[i, c]
 
+    @property
+    def free_symbols(self):
+        """The head index is bound, as the index of a ``Sum`` is: it is no argument."""
+        index, count, block = self.args
+        return (block.free_symbols - {index}) | count.free_symbols
+
+    @property
+    def bound_symbols(self):
+        return [self.args[0]]
+
+    def _mathml_presentation(self, printer):
+        index, count, block = self.args
+        dom = printer.dom
+
+        def element(tag, *children, text=None, **attrs):
+            e = dom.createElement(tag)
+            for k, v in attrs.items():
+                e.setAttribute(k, v)
+            if text is not None:
+                e.appendChild(dom.createTextNode(text))
+            for c in children:
+                e.appendChild(c)
+            return e
+
+        name = element("msubsup", element("mi", text="Concat", mathvariant="normal"),
+                       element("mrow", printer._print(index), element("mo", text="="), element("mn", text="0")),
+                       printer._print(count - 1))
+        return element("mrow", name, element("mo", text="("), printer._print(block), element("mo", text=")"))
+
     def _latex(self, printer):
         index, count, block = self.args
         return r"\operatorname{Concat}_{%s=0}^{%s}\left(%s\right)" % (
@@ -249,6 +278,24 @@ def _is_explicit(e) -> bool:
     return isinstance(e, sp.MatrixBase)
 
 
+def _unroll(expr):
+    """Write every ``Sum`` with integer limits as the plain sum of its terms.
+
+    The values are identical; it spares SymPy's general summation algorithms,
+    which are slow on the softmax and LayerNorm sums of an expanded matrix.
+    """
+    def concrete(a):
+        return isinstance(a, Sum) and all(lo.is_Integer and hi.is_Integer for _, lo, hi in a.limits)
+
+    def terms(a):
+        out = a.function
+        for var, lo, hi in a.limits:
+            out = sp.Add(*[out.xreplace({var: sp.Integer(n)}) for n in range(int(lo), int(hi) + 1)])
+        return out
+
+    return expr.replace(concrete, terms)
+
+
 def _expand(e, memo: dict):
     """Bottom-up expansion: every operand is made explicit before its parent, once."""
     if e in memo:
@@ -265,8 +312,11 @@ def _expand(e, memo: dict):
         args = [_expand(a, memo) for a in e.args]
         r = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
         if isinstance(r, MatrixExpr) and not _is_explicit(r) and all(sp.sympify(n).is_Integer for n in r.shape):
-            done = r.doit() if not isinstance(r, _MatrixFunction) else r
-            r = done if _is_explicit(done) else done.as_explicit()
+            if isinstance(r, _MatrixFunction):
+                r = r.as_explicit().applyfunc(_unroll)
+            else:
+                done = r.doit()
+                r = done if _is_explicit(done) else done.as_explicit()
     memo[e] = r
     return r
 
