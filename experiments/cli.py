@@ -48,8 +48,8 @@ def cmd_verify(args) -> int:
     from experiments.verify import verify
 
     chosen = _select(args.ids, args.week)
-    header = ("id", "week", "title", "steps", "max rel err", "grad err", "sampled", "backend", "dtype", "ok")
-    widths = (26, 4, 44, 5, 11, 8, 7, 7, 7, 4)
+    header = ("id", "week", "title", "steps", "max rel err", "grad err", "sampled", "backend", "dtype", "time", "ok")
+    widths = (26, 4, 44, 5, 11, 8, 7, 7, 7, 6, 4)
     print(f"verifying {len(chosen)} derivation(s) on {jax.default_backend()} "
           f"({jax.devices()[0].device_kind}), float32 at matmul precision 'highest'")
     print(_row(header, widths))
@@ -64,7 +64,7 @@ def cmd_verify(args) -> int:
         ok = r.ok or (args.numeric_only and r.error is None and r.numeric_ok and r.gradient_ok and r.properties_ok)
         print(_row((d.id, d.week, title, steps, _fmt_err(r.numeric_error),
                     _fmt_err(r.gradient_error) if r.gradients_total else "-", sampled, r.backend, r.dtype,
-                    "ok" if ok else "FAIL"), widths), flush=True)
+                    f"{r.seconds:.1f}s", "ok" if ok else "FAIL"), widths), flush=True)
         if not ok:
             failed.append(r)
     print(f"\n{len(chosen) - len(failed)}/{len(chosen)} derivations verified in {time.perf_counter() - start:.1f} s "

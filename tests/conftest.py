@@ -16,3 +16,9 @@ def _highest_matmul_precision():
     """Compare against SymPy at full float32 precision: no TF32 on GPUs."""
     with jax.default_matmul_precision("highest"):
         yield
+
+from hypothesis import settings  # noqa: E402
+
+# No example database: tests must not write into the working directory.
+settings.register_profile("project", database=None, deadline=None)
+settings.load_profile("project")
