@@ -17,8 +17,13 @@ def _highest_matmul_precision():
     with jax.default_matmul_precision("highest"):
         yield
 
-from hypothesis import settings  # noqa: E402
+import tempfile  # noqa: E402
 
-# No example database: tests must not write into the working directory.
+from hypothesis import settings  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+# Tests must not write into the working directory: no example database, and
+# hypothesis's own cache goes to a temporary directory.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tfd-hypothesis-"))
 settings.register_profile("project", database=None, deadline=None)
 settings.load_profile("project")
