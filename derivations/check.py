@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from derivations.registry import Derivation, Gradient, Step
-from derivations.symbolic import _substitute_sizes, explicit
+from derivations.symbolic import Concat, _substitute_sizes, explicit
 
 __all__ = ["Proof", "prove", "reference", "gradient_reference", "symbol_shape"]
 
@@ -109,14 +109,61 @@ def _as_sympy_array(x: np.ndarray, axes: str):
     return x
 
 
+def _is_composite(e) -> bool:
+    """A matrix expression with operands of its own (not a symbol, not an explicit constant matrix)."""
+    return (isinstance(e, sp.MatrixExpr) and not isinstance(e, sp.MatrixSymbol)
+            and not (isinstance(e, sp.MatrixBase) and not e.free_symbols))
+
+
+def _staged(expr, args: list, memo: dict) -> Callable:
+    """Evaluate a matrix expression node by node: ``env -> float64 array``.
+
+    Each node is expanded with its composite operands replaced by placeholder
+    symbols, lambdified, and fed the operands' values.  The numbers are those of
+    the fully expanded expression; the cost grows with the number of nodes, not
+    with the size of the expression once everything is substituted, so composed
+    statements (a block of LayerNorm, attention and FFN) stay cheap.
+    """
+    if expr in memo:
+        return memo[expr]
+    if isinstance(expr, Concat):
+        index, count, block = expr.args
+        parts = [_staged(block.xreplace({index: sp.Integer(h)}), args, memo) for h in range(int(count))]
+
+        def run(env, parts=parts):
+            return np.hstack([np.asarray(p(env), dtype=np.float64) for p in parts])
+    else:
+        operands, placeholders, new_args = [], [], []
+        for a in expr.args:
+            if _is_composite(a) and not isinstance(expr, Concat):
+                ph = sp.MatrixSymbol(f"_operand{len(memo)}_{len(placeholders)}", *a.shape)
+                placeholders.append(ph)
+                operands.append(_staged(a, args, memo))
+                new_args.append(ph)
+            else:
+                new_args.append(a)
+        node = expr.func(*new_args) if placeholders else expr
+        fn = sp.lambdify(list(args) + placeholders, explicit(node, {}), modules=["numpy"], cse=True)
+
+        def run(env, fn=fn, operands=operands):
+            return np.asarray(fn(*env, *[o(env) for o in operands]), dtype=np.float64)
+    memo[expr] = run
+    return run
+
+
 def _lambdify(d: Derivation, names, expr) -> Callable[..., np.ndarray]:
     sized = _substitute_sizes(expr, d.sizes)
     constants = {s: d.constants[str(s)] for s in sized.free_symbols
                  if isinstance(s, sp.Symbol) and str(s) in d.constants}
     sized = sized.subs(constants)
     args = _sympy_arguments(d, names, sized)
-    body = explicit(sized, {})
-    fn = sp.lambdify(args, body, modules=["numpy"], cse=True)
+    if _is_composite(sized):
+        staged = _staged(sized, args, {})
+
+        def fn(*values):
+            return staged(values)
+    else:
+        fn = sp.lambdify(args, explicit(sized, {}), modules=["numpy"], cse=True)
 
     def evaluate(**arrays):
         values = [_as_sympy_array(arrays[n], d.shapes[n]) for n in names]
@@ -129,8 +176,9 @@ def _lambdify(d: Derivation, names, expr) -> Callable[..., np.ndarray]:
 def reference(d: Derivation) -> Callable[..., np.ndarray]:
     """A float64 NumPy function of the derivation's arguments computing the statement's right side.
 
-    It is built by expanding the statement at ``d.sizes`` into scalar entries and
-    lambdifying them, so it shares no code with the implementation it checks.
+    It is built by expanding the statement at ``d.sizes`` into scalar entries
+    (node by node, see :func:`_staged`) and lambdifying them, so it shares no code
+    with the implementation it checks.
     The result has the output's concrete shape.
     """
     fn = _lambdify(d, d.arguments, d.statement.rhs)
