@@ -1,0 +1,555 @@
+r"""A decoder-only GPT (week 12): token and position embeddings, L pre-LN blocks, a final LayerNorm, logits.
+
+.. math::
+    x^{(0)} = \operatorname{onehot}(\mathrm{tokens})\, W_E + W_P, \qquad
+    x^{(l)} = \operatorname{Block}_l\bigl(x^{(l-1)}, M_{\mathrm{causal}}\bigr), \qquad
+    z = \operatorname{LN}_f\bigl(x^{(L)}\bigr)\, W_U
+
+Axis letters: T positions (at most the context length), D model width, H heads,
+F feed-forward hidden width, V vocabulary, L layers; any leading axes (batch ``B``)
+are carried through as ``...``.  With a tied head :math:`W_U = W_E^\top`.
+
+The equations at both ends are registered (``gpt.embedding``, ``gpt.logits``), the
+blocks are ``model.block.transformer_block`` (``block.attention_sublayer`` and
+``block.ffn_sublayer``), and the parameter count is ``gpt.param_count``.
+
+Token ids.  A JAX gather clamps an index outside ``[0, V)`` to the nearest valid
+row, which would silently embed the wrong token.  :func:`check_tokens` therefore
+rejects such ids (and sequences longer than the context) when the tokens are
+concrete; :class:`GPT` calls it on every call.  Under ``jax.jit`` the ids are
+traced and cannot be checked: the caller must check them before the jit boundary
+(``check_tokens(batch, V, T)``).  As a second line of defence, :func:`embed` gives a
+NaN embedding (not a clamped row) for an out-of-range id, so every logit of that
+sequence turns NaN (a masked attention weight of 0 times a NaN value is still NaN),
+and the loss with it, instead of looking plausible; other sequences are unaffected.
+
+Presets (:meth:`GPTConfig.preset`): ``tiny``, ``shakespeare-char`` (nanoGPT's CPU
+recipe), and GPT-2's four shapes ``gpt2-small``, ``gpt2-medium``, ``gpt2-large``,
+``gpt2-xl``.  They have GPT-2's shapes and exactly the published parameter counts
+(124,439,808 for ``gpt2-small``), but the blocks of ``model.block`` use the ReLU
+feed-forward network where GPT-2 uses GELU (the count does not depend on the
+activation), so released GPT-2 weights would not compute GPT-2's function here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from model.attention import causal_mask
+from model.block import TransformerBlock
+from model.equation import implements
+from model.normalization import LayerNorm, layer_norm
+from model.positional import sinusoidal_encoding
+from model.validate import check_positive_int, check_rank, check_shape
+
+__all__ = [
+    "GPT",
+    "POSITIONAL",
+    "PRESETS",
+    "GPTConfig",
+    "abstract_gpt",
+    "check_tokens",
+    "count_parameters",
+    "embed",
+    "lm_logits",
+    "param_count",
+]
+
+#: the positional encodings a GPT can use (``"rotary"`` is known and refused until implemented)
+POSITIONAL = ("learned", "sinusoidal")
+
+_NOT_YET = {"rotary": "rotary position embeddings (RoPE) are not implemented yet: they rotate the queries and "
+                      "keys inside attention, which model.multihead does not do"}
+
+
+def _check_positive_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class GPTConfig:
+    """The shape and settings of a :class:`GPT`.
+
+    Build one from a preset and change fields with :func:`dataclasses.replace` (the
+    result is validated again), e.g. the character vocabulary of a corpus::
+
+        dataclasses.replace(GPTConfig.preset("shakespeare-char"), vocab_size=len(tokenizer))
+
+    or pass the overrides to the preset: ``GPTConfig.preset("shakespeare-char", vocab_size=80)``.
+    """
+
+    vocab_size: int
+    """V: the number of token ids; valid ids are ``0 .. V-1``."""
+    context: int
+    """T: the maximum sequence length (rows of the learned position table)."""
+    d_model: int
+    """D: the width of the residual stream."""
+    n_heads: int
+    """H: attention heads per block; must divide ``d_model``."""
+    d_ff: int
+    """F: the hidden width of the feed-forward network (4D in GPT-2)."""
+    n_layers: int
+    """L: the number of transformer blocks."""
+    positional: str = "learned"
+    """``"learned"`` (a trained ``[T, D]`` table, as GPT-2) or ``"sinusoidal"`` (fixed, no parameters)."""
+    pe_base: float = 10000.0
+    """The base of the sinusoidal frequencies (used with ``positional="sinusoidal"`` only)."""
+    tie_embeddings: bool = True
+    """Whether the output head reuses the token embedding (logits = LN(h) W_Eᵀ) instead of its own [D, V] weight."""
+    bias: bool = True
+    """Biases in the linear layers; only ``True`` is supported (the attention and FFN modules always hold them)."""
+    dropout: float = 0.0
+    """Dropout rate in ``[0, 1)``; only 0.0 is supported (the blocks' residual branches have no dropout)."""
+    eps: float = 1e-5
+    """The LayerNorm epsilon (every LayerNorm of the model)."""
+    init_std: float = 0.02
+    """Standard deviation of the normal initial weights (residual output projections: init_std/√(2L))."""
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context", "d_model", "n_heads", "d_ff", "n_layers"):
+            check_positive_int(name, getattr(self, name))
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model = {self.d_model} must be divisible by n_heads = {self.n_heads}")
+        if self.positional in _NOT_YET:
+            raise ValueError(f"positional={self.positional!r}: {_NOT_YET[self.positional]}; "
+                             f"use one of {POSITIONAL}")
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional: expected one of {POSITIONAL}, got {self.positional!r}")
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"d_model: the sinusoidal encoding needs an even width (sin/cos pairs), "
+                             f"got {self.d_model}")
+        object.__setattr__(self, "pe_base", _check_positive_number("pe_base", self.pe_base))
+        object.__setattr__(self, "eps", _check_positive_number("eps", self.eps))
+        object.__setattr__(self, "init_std", _check_positive_number("init_std", self.init_std))
+        _check_bool("tie_embeddings", self.tie_embeddings)
+        _check_bool("bias", self.bias)
+        if not self.bias:
+            raise ValueError("bias=False is not supported: the attention and feed-forward modules of "
+                             "model.block always hold biases; use bias=True")
+        d = self.dropout
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not (0.0 <= d < 1.0):
+            raise ValueError(f"dropout: expected a rate in [0, 1), got {d!r}")
+        if d != 0.0:
+            raise ValueError(f"dropout={d!r} is not supported: the residual branches of model.block are pure "
+                             f"functions without dropout; use dropout=0.0")
+        object.__setattr__(self, "dropout", float(d))
+
+    # --- presets ---------------------------------------------------------------------------------
+
+    @classmethod
+    def tiny(cls, **overrides) -> GPTConfig:
+        """A model that trains in seconds on a CPU: V=65, T=32, D=32, H=2, F=128, L=2."""
+        shape = {"vocab_size": 65, "context": 32, "d_model": 32, "n_heads": 2, "d_ff": 128, "n_layers": 2}
+        return cls(**{**shape, **overrides})
+
+    @classmethod
+    def shakespeare_char(cls, **overrides) -> GPTConfig:
+        """nanoGPT's CPU recipe for character-level Shakespeare: L=4, H=4, D=128, T=64, F=4D.
+
+        ``vocab_size`` is 65 (the characters of Tiny Shakespeare); set it from the
+        tokenizer of the corpus actually used (``vocab_size=...`` or :func:`dataclasses.replace`).
+        """
+        shape = {"vocab_size": 65, "context": 64, "d_model": 128, "n_heads": 4, "d_ff": 512, "n_layers": 4}
+        return cls(**{**shape, **overrides})
+
+    @classmethod
+    def _gpt2(cls, d_model: int, n_layers: int, n_heads: int, overrides: dict) -> GPTConfig:
+        shape = {"vocab_size": 50257, "context": 1024, "d_model": d_model, "n_heads": n_heads, "d_ff": 4 * d_model,
+                 "n_layers": n_layers, "positional": "learned", "tie_embeddings": True}
+        return cls(**{**shape, **overrides})
+
+    @classmethod
+    def gpt2_small(cls, **overrides) -> GPTConfig:
+        """GPT-2 (124M): V=50257, T=1024, D=768, L=12, H=12, F=4D, learned positions, tied head."""
+        return cls._gpt2(768, 12, 12, overrides)
+
+    @classmethod
+    def gpt2_medium(cls, **overrides) -> GPTConfig:
+        """GPT-2 medium (355M): D=1024, L=24, H=16, otherwise as :meth:`gpt2_small`."""
+        return cls._gpt2(1024, 24, 16, overrides)
+
+    @classmethod
+    def gpt2_large(cls, **overrides) -> GPTConfig:
+        """GPT-2 large (774M): D=1280, L=36, H=20, otherwise as :meth:`gpt2_small`."""
+        return cls._gpt2(1280, 36, 20, overrides)
+
+    @classmethod
+    def gpt2_xl(cls, **overrides) -> GPTConfig:
+        """GPT-2 XL (1.5B): D=1600, L=48, H=25, otherwise as :meth:`gpt2_small`."""
+        return cls._gpt2(1600, 48, 25, overrides)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> GPTConfig:
+        """The preset called ``name`` (see :data:`PRESETS`), with fields replaced by ``overrides``.
+
+        >>> GPTConfig.preset("gpt2-small").d_model
+        768
+        >>> GPTConfig.preset("shakespeare-char", vocab_size=80).vocab_size
+        80
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown GPT preset {name!r}; expected one of {', '.join(PRESETS)}")
+        return getattr(cls, PRESETS[name])(**overrides)
+
+    # --- saving with a checkpoint ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name: plain JSON-compatible values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
+        """The config saved by :meth:`to_dict`; every field must be present and no other key.
+
+        Raises:
+            TypeError: ``data`` is not a mapping.
+            ValueError: missing or unknown keys (named), or invalid values.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"GPTConfig.from_dict: expected a dict, got {type(data).__name__}")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        missing = [f for f in fields if f not in data]
+        unknown = sorted(set(data) - set(fields))
+        if missing or unknown:
+            raise ValueError(f"GPTConfig.from_dict: missing keys {missing}, unknown keys {unknown}; "
+                             f"expected exactly {fields}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """The config as a JSON object (:meth:`to_dict`), keys in field order."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> GPTConfig:
+        """The config written by :meth:`to_json`.
+
+        >>> c = GPTConfig.tiny()
+        >>> GPTConfig.from_json(c.to_json()) == c
+        True
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"GPTConfig.from_json: not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+
+#: preset name -> the :class:`GPTConfig` classmethod that builds it
+PRESETS: dict[str, str] = {
+    "tiny": "tiny",
+    "shakespeare-char": "shakespeare_char",
+    "gpt2-small": "gpt2_small",
+    "gpt2-medium": "gpt2_medium",
+    "gpt2-large": "gpt2_large",
+    "gpt2-xl": "gpt2_xl",
+}
+
+
+# --- the pure functions ------------------------------------------------------------------------
+
+
+def check_tokens(tokens, vocab_size: int, context: int) -> None:
+    """Check token ids ``[..., T]`` before they reach a gather.
+
+    Always (shapes are static, also under ``jax.jit``): integer dtype, rank >= 1,
+    ``1 <= T <= context``.  When ``tokens`` is concrete (not a tracer): every id in
+    ``[0, V)``.  Under ``jax.jit`` the values cannot be seen, so call this on the batch
+    before the jit boundary: a JAX gather clamps an out-of-range index silently.
+
+    Args:
+        tokens: integer ids ``[..., T]``.
+        vocab_size: V.
+        context: the maximum sequence length.
+
+    Raises:
+        TypeError: ids that are not integers.
+        ValueError: a scalar, an empty or too long sequence, or an id outside ``[0, V)``
+            (the first one in row-major order, with its position).
+
+    >>> import numpy as np
+    >>> check_tokens(np.array([1, 2, 70]), 65, 32)
+    Traceback (most recent call last):
+    ...
+    ValueError: tokens: expected token ids in [0, V) = [0, 65), got 70 at position (2,)
+    """
+    check_positive_int("vocab_size", vocab_size)
+    check_positive_int("context", context)
+    dtype = jnp.result_type(tokens)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"tokens: expected integer token ids, got dtype {dtype}")
+    check_rank("tokens", tokens, min_rank=1, axes="[..., T]")
+    shape = tuple(jnp.shape(tokens))
+    t = shape[-1]
+    if t > context:
+        raise ValueError(f"tokens: the sequence has {t} positions, longer than the context of {context} "
+                         f"(shape {shape})")
+    if t == 0:
+        raise ValueError(f"tokens: expected at least one position, got shape {shape}")
+    if isinstance(tokens, jax.core.Tracer):
+        return
+    ids = np.asarray(tokens)
+    bad = (ids < 0) | (ids >= vocab_size)
+    if bad.any():
+        where = np.unravel_index(int(np.argmax(bad)), ids.shape)
+        raise ValueError(f"tokens: expected token ids in [0, V) = [0, {vocab_size}), got {int(ids[where])} "
+                         f"at position {tuple(int(i) for i in where)}")
+
+
+@implements("gpt.embedding")
+def embed(tokens, wte, wpe):
+    r"""The input of the first block: token embedding plus position embedding.
+
+    .. math:: x = \operatorname{onehot}(\mathrm{tokens})\, W_E + W_P, \qquad
+              x_t = W_E[\mathrm{tokens}_t] + W_P[t]
+
+    computed as a gather of rows of :math:`W_E` (the one-hot product, without the
+    ``[T, V]`` matrix).  The gradient with respect to :math:`W_E` adds the cotangent of
+    every position holding token ``v`` into row ``v``: :math:`\operatorname{onehot}^\top dX`.
+
+    Args:
+        tokens: integer ids ``[..., T]`` in ``[0, V)``.
+        wte: the token embedding :math:`W_E` ``[V, D]``.
+        wpe: position vectors ``[T', D]`` with ``T' >= T`` (the learned table or a
+            sinusoidal encoding); positions ``0 .. T-1`` are used.
+
+    Returns:
+        ``[..., T, D]`` in the dtype of ``wte``.  An id outside ``[0, V)`` gives a NaN
+        row (not a clamped one); concrete ids are checked first and raise instead.
+
+    Raises:
+        ValueError: mismatched shapes, too few position rows, or (concrete) bad ids.
+
+    Derivation: ``gpt.embedding``.
+
+    References: Radford et al., "Improving Language Understanding by Generative
+    Pre-Training", 2018, equation (2); Vaswani et al., 2017, sections 3.4-3.5.
+
+    >>> import jax.numpy as jnp
+    >>> embed(jnp.array([1, 0]), jnp.array([[0.0, 1.0], [2.0, 3.0]]), jnp.zeros((4, 2))).tolist()
+    [[2.0, 3.0], [0.0, 1.0]]
+    """
+    wte_shape = tuple(jnp.shape(wte))
+    if len(wte_shape) != 2:
+        raise ValueError(f"wte: expected shape [V, D] (rank 2), got {wte_shape}")
+    v, d = wte_shape
+    check_rank("tokens", tokens, min_rank=1, axes="[..., T]")
+    t = jnp.shape(tokens)[-1]
+    wpe_shape = tuple(jnp.shape(wpe))
+    if len(wpe_shape) != 2 or wpe_shape[1] != d or wpe_shape[0] < t:
+        raise ValueError(f"wpe: expected shape [T', D] with T' >= T = {t} and D = {d} (the width of wte), "
+                         f"got {wpe_shape}")
+    check_tokens(tokens, v, wpe_shape[0])
+    x = jnp.asarray(wte).at[jnp.asarray(tokens)].get(mode="fill", fill_value=jnp.nan,
+                                                      wrap_negative_indices=False)  # [..., T, D]
+    return x + jnp.broadcast_to(wpe[:t].astype(x.dtype), x.shape)
+
+
+@implements("gpt.logits")
+def lm_logits(h, ln_f_gamma, ln_f_beta, w_head, *, eps):
+    r"""The output head: the final LayerNorm, then a linear map to vocabulary logits.
+
+    .. math:: z = \operatorname{LN}_f(h)\, W_U, \qquad z_{tv} = \operatorname{LN}_f(h)_t \cdot W_U[:, v]
+
+    With a tied head :math:`W_U = W_E^\top` (pass ``wte.T``): the logit of token ``v`` is
+    the dot product of the final state with that token's embedding.  GPT-2's head has
+    no bias.
+
+    Args:
+        h: the residual stream after the last block ``[..., T, D]``.
+        ln_f_gamma, ln_f_beta: gain and bias of the final LayerNorm ``[D]``.
+        w_head: :math:`W_U` ``[D, V]``.
+        eps: the LayerNorm epsilon.
+
+    Returns:
+        logits ``[..., T, V]``.
+
+    Derivation: ``gpt.logits``.
+
+    References: Radford et al., GPT-2, 2019, section 2.3 (the final LayerNorm); Press and
+    Wolf, "Using the Output Embedding to Improve Language Models", EACL 2017 (tying).
+    """
+    check_rank("h", h, min_rank=2, axes="[..., T, D]")
+    d = jnp.shape(h)[-1]
+    w_shape = tuple(jnp.shape(w_head))
+    if len(w_shape) != 2 or w_shape[0] != d:
+        raise ValueError(f"w_head: expected shape [D, V] = [{d}, V] (D = {d} is the width of h), got {w_shape}")
+    check_shape("ln_f_gamma", ln_f_gamma, (d,), axes="[D]")
+    check_shape("ln_f_beta", ln_f_beta, (d,), axes="[D]")
+    return jnp.einsum("...td,dv->...tv", layer_norm(h, ln_f_gamma, ln_f_beta, eps=eps), w_head)
+
+
+# --- the module --------------------------------------------------------------------------------
+
+
+def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> nnx.Param:
+    """A float32 parameter drawn from N(0, std²)."""
+    return nnx.Param(nnx.initializers.normal(std)(rngs.params(), shape, jnp.float32))
+
+
+@functools.partial(nnx.jit, static_argnames=("d_model", "n_heads", "d_ff", "eps", "std", "residual_std"))
+def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, std: float,
+                residual_std: float) -> TransformerBlock:
+    """One block drawn from ``key``: weights N(0, std²), residual output projections N(0, residual_std²).
+
+    Built under ``nnx.jit``: one compiled initialiser serves every block of a shape, and
+    when the model is built under a trace (``nnx.eval_shape``, ``nnx.jit``) each block is
+    traced in a frame of its own.  In one flat trace every draw of the random stream
+    makes JAX inspect the whole trace so far (it describes the traced counter while Flax
+    compares shardings): time quadratic in the depth, about 14 s to build GPT-2 XL
+    abstractly instead of half a second.
+    """
+    rngs = nnx.Rngs(params=key)
+    block = TransformerBlock(d_model, n_heads, d_ff, eps=eps, rngs=rngs)
+    # GPT-2's initialisation replaces the modules' own (Glorot / LeCun) draws
+    for module, name, sigma in ((block.attn, "w_q", std), (block.attn, "w_k", std), (block.attn, "w_v", std),
+                                (block.attn, "w_o", residual_std), (block.ffn, "w_1", std),
+                                (block.ffn, "w_2", residual_std)):
+        setattr(module, name, _normal(rngs, getattr(module, name)[...].shape, sigma))
+    return block
+
+
+class GPT(nnx.Module):
+    r"""A decoder-only transformer language model: tokens ``[..., T]`` to logits ``[..., T, V]``.
+
+    Holds ``wte [V, D]``, ``wpe [T, D]`` (learned positions only; the sinusoidal table
+    is computed, not a parameter), ``blocks`` (an ``nnx.List`` of L
+    :class:`model.block.TransformerBlock`), ``ln_f`` (:class:`model.normalization.LayerNorm`)
+    and, with an untied head, ``w_head [D, V]``.  Calling it runs :func:`embed`, the
+    blocks with the causal mask, and :func:`lm_logits`.
+
+    Initialisation as GPT-2: every weight matrix and embedding drawn from
+    :math:`\mathcal N(0, \sigma^2)` with :math:`\sigma` = ``init_std``, except the
+    projections that write into the residual stream (``w_o`` of attention and ``w_2``
+    of the FFN) with :math:`\sigma/\sqrt{2L}`, so the residual stream's variance does
+    not grow with depth; biases zero, LayerNorm gains one.
+
+    Args:
+        config: the :class:`GPTConfig`.
+        rngs: the random streams; ``rngs.params`` initialises the weights (one draw per block).
+
+    The parameters are float32.
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> model = GPT(GPTConfig.tiny(), rngs=nnx.Rngs(0))
+    >>> model(jnp.zeros((2, 5), dtype=jnp.int32)).shape
+    (2, 5, 65)
+    """
+
+    def __init__(self, config: GPTConfig, *, rngs: nnx.Rngs):
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}")
+        c = config
+        self.config = c
+        self.wte = _normal(rngs, (c.vocab_size, c.d_model), c.init_std)
+        if c.positional == "learned":
+            self.wpe = _normal(rngs, (c.context, c.d_model), c.init_std)
+        shape = {"d_model": c.d_model, "n_heads": c.n_heads, "d_ff": c.d_ff, "eps": c.eps, "std": c.init_std,
+                 "residual_std": c.init_std / math.sqrt(2 * c.n_layers)}
+        blocks = [_init_block(rngs.params(), **shape) for _ in range(c.n_layers)]
+        self.blocks = nnx.List(blocks)
+        self.ln_f = LayerNorm(c.d_model, eps=c.eps, rngs=rngs)
+        if not c.tie_embeddings:
+            self.w_head = _normal(rngs, (c.d_model, c.vocab_size), c.init_std)
+
+    def positions(self, n: int):
+        """The position vectors of positions ``0 .. n-1``, ``[n, D]``: rows of ``wpe`` or the sinusoidal table."""
+        c = self.config
+        if c.positional == "learned":
+            return self.wpe[...][:n]
+        return sinusoidal_encoding(jnp.arange(n), d_model=c.d_model, base=c.pe_base, dtype=self.wte[...].dtype)
+
+    def head(self):
+        """The output weight :math:`W_U` ``[D, V]``: ``wte.T`` when tied, else ``w_head``."""
+        return self.wte[...].T if self.config.tie_embeddings else self.w_head[...]
+
+    def __call__(self, tokens):
+        """Logits ``[..., T, V]`` for token ids ``[..., T]`` (``T <= context``), causally masked.
+
+        Concrete ids are checked with :func:`check_tokens`; under ``jax.jit`` check them
+        before the jit boundary (an out-of-range id then makes its sequence's logits NaN, see
+        :func:`embed`).
+        """
+        c = self.config
+        check_tokens(tokens, c.vocab_size, c.context)
+        t = jnp.shape(tokens)[-1]
+        x = embed(tokens, self.wte[...], self.positions(t))
+        mask = causal_mask(t, t)
+        for block in self.blocks:
+            x = block(x, mask)
+        return lm_logits(x, self.ln_f.gamma[...], self.ln_f.beta[...], self.head(), eps=self.ln_f.eps)
+
+
+def abstract_gpt(config: GPTConfig, *, seed: int = 0) -> GPT:
+    """A :class:`GPT` built with ``nnx.eval_shape``: every parameter a ``jax.ShapeDtypeStruct``, nothing allocated.
+
+    For counting parameters, or as the target structure when restoring a checkpoint;
+    it takes well under a second even for GPT-2 XL.
+
+    >>> abstract_gpt(GPTConfig.preset("gpt2-xl")).wte.shape
+    (50257, 1600)
+    """
+    return nnx.eval_shape(lambda: GPT(config, rngs=nnx.Rngs(seed)))
+
+
+def count_parameters(module: nnx.Module) -> int:
+    """The number of scalar parameters (``nnx.Param`` entries) of ``module``; works on abstract modules too."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+@implements("gpt.param_count")
+def param_count(vocab_size: int, context: int, d_model: int, n_heads: int, d_ff: int, n_layers: int, *,
+                tie_embeddings=True, learned_positions=True) -> int:
+    r"""The number of parameters of :class:`GPT`, counted on the module built abstractly.
+
+    .. math:: N = VD + [\text{learned}]\,TD + L\,(4D^2 + 4D + 2DF + F + D + 4D) + 2D
+              + [\text{untied}]\,DV
+
+    The module is built with ``nnx.eval_shape`` (:func:`abstract_gpt`: shapes only,
+    nothing allocated, even for GPT-2 XL), so the count cannot drift from the code.
+
+    Args:
+        vocab_size: V.
+        context: T, the context length.
+        d_model: D.
+        n_heads: H (the count does not depend on it).
+        d_ff: F.
+        n_layers: L.
+        tie_embeddings: 1/True for a head tied to the token embedding, 0/False for its own ``[D, V]``.
+        learned_positions: 1/True for a learned ``[T, D]`` position table, 0/False for sinusoidal.
+
+    Returns:
+        N, a Python int.
+
+    Derivation: ``gpt.param_count``.
+
+    >>> param_count(50257, 1024, 768, 12, 3072, 12)  # GPT-2 small
+    124439808
+    """
+    flags = {}
+    for name, value in (("tie_embeddings", tie_embeddings), ("learned_positions", learned_positions)):
+        if not isinstance(value, (bool, int, float)) or value not in (0, 1):
+            raise ValueError(f"{name}: expected True/False (or 1/0), got {value!r}")
+        flags[name] = bool(value)
+    config = GPTConfig(vocab_size=vocab_size, context=context, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
+                       n_layers=n_layers, tie_embeddings=flags["tie_embeddings"],
+                       positional="learned" if flags["learned_positions"] else "sinusoidal")
+    return count_parameters(abstract_gpt(config))
