@@ -28,12 +28,14 @@ from collections.abc import Mapping
 
 import sympy as sp
 from sympy import Dummy, MatrixExpr, MatrixSymbol, Sum, exp, sqrt
+from sympy.printing.pretty.pretty import PrettyPrinter
+from sympy.printing.pretty.stringpict import prettyForm
 
 __all__ = [
     "AXES",
     "B", "T", "S", "D", "H", "K", "F", "V", "L", "C",
     "Softmax", "Elementwise", "Relu", "Gelu", "UnitStep", "LayerNorm", "Concat",
-    "row", "explicit", "size_symbols",
+    "row", "explicit", "size_symbols", "jacobian", "vjp", "pretty",
 ]
 
 #: The axis letters: one legend for SymPy symbols, einsum strings, shapes and names.
@@ -80,8 +82,6 @@ class _MatrixFunction(MatrixExpr):
         return "%s(%s)" % (self._name, ", ".join(printer._print(a) for a in self.args))
 
     def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-
         inner = prettyForm(*printer._print_seq(self.args, delimiter=", ").parens())
         return prettyForm(*inner.left(self._name))
 
@@ -258,8 +258,6 @@ class Concat(MatrixExpr):
         return "Concat(%s, (%s, 0, %s))" % (printer._print(block), index, printer._print(count - 1))
 
     def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-
         index, count, block = self.args
         inner = prettyForm(*printer._print(block).parens())
         label = "Concat[%s=0..%s]" % (index, count - 1)
@@ -357,3 +355,25 @@ def vjp(out, wrt, cotangent) -> sp.Matrix:
     """
     total = sum(o * c for o, c in zip(out, cotangent))
     return sp.Matrix(wrt.shape[0], wrt.shape[1], [sp.diff(total, w) for w in wrt])
+
+
+class _PrettyPrinter(PrettyPrinter):
+    """SymPy's pretty printer, with slices of symbolic bounds printed as ``w[:, hK:hK + K]``.
+
+    (SymPy's own ``_print_MatrixSlice`` fails on bounds that are expressions.)
+    """
+
+    def _print_MatrixSlice(self, m):
+        def bounds(s, dim):
+            start, stop, step = s
+            text = ("" if start == 0 else sp.sstr(start)) + ":" + ("" if stop == dim else sp.sstr(stop))
+            return text if step == 1 else f"{text}:{sp.sstr(step)}"
+
+        parent = self._print(m.parent)
+        index = f"[{bounds(m.rowslice, m.parent.rows)}, {bounds(m.colslice, m.parent.cols)}]"
+        return prettyForm(*parent.right(index))
+
+
+def pretty(expr) -> str:
+    """Unicode pretty printing of a statement, step or gradient (``tfd derive``)."""
+    return _PrettyPrinter({"use_unicode": True}).doprint(expr)

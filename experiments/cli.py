@@ -89,6 +89,7 @@ def cmd_derive(args) -> int:
     import sympy as sp
 
     import derivations
+    from derivations.symbolic import pretty
 
     if args.list:
         for week, items in derivations.by_week().items():
@@ -104,7 +105,7 @@ def cmd_derive(args) -> int:
         raise SystemExit(f"tfd derive: {e.args[0]}") from None
 
     def show(expr) -> str:
-        return sp.latex(expr) if args.latex else sp.pretty(expr, use_unicode=True)
+        return sp.latex(expr) if args.latex else pretty(expr)
 
     shapes = ", ".join(f"{n}: [{', '.join(s)}]" if s else f"{n}: scalar" for n, s in d.shapes.items())
     print(f"{d.id} (week {d.week}): {d.title}\n")

@@ -37,3 +37,15 @@ def test_derive_list_groups_by_week(capsys):
     assert main(["derive", "--list"]) == 0
     out = capsys.readouterr().out
     assert "week 7" in out and "attention.backward" in out
+
+
+@pytest.mark.parametrize("derivation_id", sorted(__import__("derivations").REGISTRY))
+def test_every_derivation_prints_pretty_and_latex_and_its_statement_as_mathml(derivation_id, capsys):
+    import sympy as sp
+
+    import derivations
+
+    assert main(["derive", derivation_id]) == 0
+    assert main(["derive", derivation_id, "--latex"]) == 0
+    assert sp.mathml(derivations.get(derivation_id).statement, printer="presentation")
+    assert derivation_id in capsys.readouterr().out
