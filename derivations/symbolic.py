@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import sympy as sp
 from sympy import Dummy, MatrixExpr, MatrixSymbol, Sum, exp, sqrt
+from sympy.printing.latex import LatexPrinter
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
 
@@ -35,7 +36,7 @@ __all__ = [
     "AXES",
     "B", "T", "S", "D", "H", "K", "F", "V", "L", "C",
     "Softmax", "Elementwise", "Relu", "Gelu", "UnitStep", "LayerNorm", "Concat",
-    "row", "explicit", "size_symbols", "jacobian", "vjp", "pretty",
+    "row", "explicit", "size_symbols", "jacobian", "vjp", "pretty", "latex",
 ]
 
 #: The axis letters: one legend for SymPy symbols, einsum strings, shapes and names.
@@ -377,3 +378,25 @@ class _PrettyPrinter(PrettyPrinter):
 def pretty(expr) -> str:
     """Unicode pretty printing of a statement, step or gradient (``tfd derive``)."""
     return _PrettyPrinter({"use_unicode": True}).doprint(expr)
+
+
+class _LatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer, without the sign extraction that evaluates matrix products.
+
+    (SymPy's ``_print_MatMul`` negates the product to look for a leading minus sign,
+    which carries out every symbolic sum inside it: seconds for a LayerNorm Jacobian.)
+    """
+
+    def _print_MatMul(self, expr):
+        parts = []
+        for a in expr.args:
+            text = self._print(a)
+            if isinstance(a, (sp.Add, sp.MatAdd, sp.HadamardProduct)):
+                text = r"\left(%s\right)" % text
+            parts.append(text)
+        return " ".join(parts)
+
+
+def latex(expr) -> str:
+    """LaTeX of a statement, step or gradient (``tfd derive --latex``, the lessons)."""
+    return _LatexPrinter().doprint(expr)

@@ -86,10 +86,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_derive(args) -> int:
-    import sympy as sp
 
     import derivations
-    from derivations.symbolic import pretty
+    from derivations.symbolic import latex, pretty
 
     if args.list:
         for week, items in derivations.by_week().items():
@@ -105,7 +104,7 @@ def cmd_derive(args) -> int:
         raise SystemExit(f"tfd derive: {e.args[0]}") from None
 
     def show(expr) -> str:
-        return sp.latex(expr) if args.latex else pretty(expr)
+        return latex(expr) if args.latex else pretty(expr)
 
     shapes = ", ".join(f"{n}: [{', '.join(s)}]" if s else f"{n}: scalar" for n, s in d.shapes.items())
     print(f"{d.id} (week {d.week}): {d.title}\n")
