@@ -18,7 +18,7 @@ from __future__ import annotations
 from flax import nnx
 
 from model.equation import implements
-from model.feedforward import FeedForward, feed_forward
+from model.feedforward import FFN_BY_ACTIVATION, FeedForward
 from model.multihead import MultiHeadAttention, multi_head_attention
 from model.normalization import LayerNorm, layer_norm
 from model.residual import residual
@@ -59,7 +59,7 @@ def attention_sublayer(x, gamma_1, beta_1, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_
 
 
 @implements("block.ffn_sublayer")
-def ffn_sublayer(x, gamma_2, beta_2, w_1, b_1, w_2, b_2, *, eps):
+def ffn_sublayer(x, gamma_2, beta_2, w_1, b_1, w_2, b_2, *, eps, activation: str = "relu"):
     r"""The pre-LN feed-forward sublayer, :math:`y = x + \operatorname{FFN}(\operatorname{LN}_2(x))`.
 
     Applied to the output of :func:`attention_sublayer` it completes the block.  It is
@@ -68,8 +68,10 @@ def ffn_sublayer(x, gamma_2, beta_2, w_1, b_1, w_2, b_2, *, eps):
     Args:
         x: the residual stream ``[..., T, D]``.
         gamma_2, beta_2: gain and bias of the second LayerNorm, ``[D]`` each.
-        w_1: ``[D, F]``; b_1: ``[F]``; w_2: ``[F, D]``; b_2: ``[D]`` (the ReLU FFN).
+        w_1: ``[D, F]``; b_1: ``[F]``; w_2: ``[F, D]``; b_2: ``[D]``.
         eps: the LayerNorm epsilon.
+        activation: ``"relu"`` (the registered statement) or ``"gelu"`` (exact GELU, as GPT-2 and BERT;
+            its FFN is the registered ``feedforward.gelu_ffn``).
 
     Returns:
         ``[..., T, D]``.
@@ -77,16 +79,20 @@ def ffn_sublayer(x, gamma_2, beta_2, w_1, b_1, w_2, b_2, *, eps):
     Derivation: ``block.ffn_sublayer``.
     """
     check_rank("x", x, min_rank=2, axes="[..., T, D]")
+    if activation not in FFN_BY_ACTIVATION:
+        raise ValueError(f"activation: expected one of {tuple(FFN_BY_ACTIVATION)}, got {activation!r}")
+    ffn = FFN_BY_ACTIVATION[activation]
 
     def transform(u):
-        return feed_forward(layer_norm(u, gamma_2, beta_2, eps=eps), w_1, b_1, w_2, b_2)
+        return ffn(layer_norm(u, gamma_2, beta_2, eps=eps), w_1, b_1, w_2, b_2)
 
     return residual(x, transform)
 
 
 @implements("block.pre_ln")
 def transformer_block(x, gamma_1, beta_1, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o,
-                      gamma_2, beta_2, w_1, b_1, w_2, b_2, *, n_heads: int, eps, mask=None):
+                      gamma_2, beta_2, w_1, b_1, w_2, b_2, *, n_heads: int, eps, mask=None,
+                      activation: str = "relu"):
     r"""The pre-LN transformer block.
 
     .. math:: h = x + \operatorname{MHA}(\operatorname{LN}_1(x), M), \qquad
@@ -105,6 +111,7 @@ def transformer_block(x, gamma_1, beta_1, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o
         n_heads: H.
         eps: the LayerNorm epsilon (both LayerNorms).
         mask: optional boolean ``[..., T, T]``.
+        activation: the FFN activation, ``"relu"`` or ``"gelu"``.
 
     Returns:
         ``[..., T, D]``.
@@ -115,7 +122,7 @@ def transformer_block(x, gamma_1, beta_1, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o
     """
     h = attention_sublayer(x, gamma_1, beta_1, w_q, b_q, w_k, b_k, w_v, b_v, w_o, b_o,
                            n_heads=n_heads, eps=eps, mask=mask)
-    return ffn_sublayer(h, gamma_2, beta_2, w_1, b_1, w_2, b_2, eps=eps)
+    return ffn_sublayer(h, gamma_2, beta_2, w_1, b_1, w_2, b_2, eps=eps, activation=activation)
 
 
 class TransformerBlock(nnx.Module):
@@ -128,6 +135,7 @@ class TransformerBlock(nnx.Module):
         n_heads: H, which must divide D.
         d_ff: F.
         eps: the LayerNorm epsilon.
+        activation: the FFN activation, ``"relu"`` or ``"gelu"``.
         rngs: the random streams; ``rngs.params`` initialises the weights.
 
     >>> import jax.numpy as jnp
@@ -136,7 +144,8 @@ class TransformerBlock(nnx.Module):
     (3, 8)
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, eps: float = 1e-5, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, eps: float = 1e-5, activation: str = "relu",
+                 rngs: nnx.Rngs):
         check_positive_int("d_model", d_model)
         check_positive_int("n_heads", n_heads)
         check_positive_int("d_ff", d_ff)
@@ -144,7 +153,7 @@ class TransformerBlock(nnx.Module):
         self.ln1 = LayerNorm(d_model, eps=eps, rngs=rngs)
         self.attn = MultiHeadAttention(d_model, n_heads, rngs=rngs)
         self.ln2 = LayerNorm(d_model, eps=eps, rngs=rngs)
-        self.ffn = FeedForward(d_model, d_ff, rngs=rngs)
+        self.ffn = FeedForward(d_model, d_ff, activation=activation, rngs=rngs)
 
     def __call__(self, x, mask=None):
         """``[..., T, D] -> [..., T, D]``; ``mask`` as in :func:`transformer_block`."""
@@ -153,4 +162,4 @@ class TransformerBlock(nnx.Module):
             x, self.ln1.gamma[...], self.ln1.beta[...],
             a.w_q[...], a.b_q[...], a.w_k[...], a.b_k[...], a.w_v[...], a.b_v[...], a.w_o[...], a.b_o[...],
             self.ln2.gamma[...], self.ln2.beta[...], f.w_1[...], f.b_1[...], f.w_2[...], f.b_2[...],
-            n_heads=a.n_heads, eps=self.eps, mask=mask)
+            n_heads=a.n_heads, eps=self.eps, mask=mask, activation=f.activation)

@@ -19,7 +19,8 @@ from flax import nnx
 from model.equation import implements
 from model.validate import add_bias, check_positive_int, check_rank, check_shape
 
-__all__ = ["ACTIVATIONS", "gelu", "feed_forward", "feed_forward_gelu", "param_count", "FeedForward"]
+__all__ = ["ACTIVATIONS", "FFN_BY_ACTIVATION", "gelu", "feed_forward", "feed_forward_gelu", "param_count",
+           "FeedForward"]
 
 
 @implements("feedforward.gelu")
@@ -142,7 +143,8 @@ def feed_forward_gelu(x, w_1, b_1, w_2, b_2):
     return _ffn(x, w_1, b_1, w_2, b_2, gelu)
 
 
-_FUNCTIONS: dict[str, Callable] = {"relu": feed_forward, "gelu": feed_forward_gelu}
+#: the FFN function for each activation name
+FFN_BY_ACTIVATION: dict[str, Callable] = {"relu": feed_forward, "gelu": feed_forward_gelu}
 
 
 class FeedForward(nnx.Module):
@@ -171,8 +173,8 @@ class FeedForward(nnx.Module):
                  param_dtype=jnp.float32):
         check_positive_int("d_model", d_model)
         check_positive_int("d_ff", d_ff)
-        if activation not in _FUNCTIONS:
-            raise ValueError(f"activation: expected one of {tuple(_FUNCTIONS)}, got {activation!r}")
+        if activation not in FFN_BY_ACTIVATION:
+            raise ValueError(f"activation: expected one of {tuple(FFN_BY_ACTIVATION)}, got {activation!r}")
         self.activation = activation
         init = nnx.initializers.lecun_normal()
         self.w_1 = nnx.Param(init(rngs.params(), (d_model, d_ff), param_dtype))
@@ -182,7 +184,7 @@ class FeedForward(nnx.Module):
 
     def __call__(self, x):
         """``FFN(x)`` for ``x [..., T, D]``, with this module's activation and parameters."""
-        return _FUNCTIONS[self.activation](x, self.w_1[...], self.b_1[...], self.w_2[...], self.b_2[...])
+        return FFN_BY_ACTIVATION[self.activation](x, self.w_1[...], self.b_1[...], self.w_2[...], self.b_2[...])
 
 
 @implements("feedforward.param_count")

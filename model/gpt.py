@@ -48,6 +48,7 @@ from flax import nnx
 from model.attention import causal_mask
 from model.block import TransformerBlock
 from model.equation import implements
+from model.feedforward import FFN_BY_ACTIVATION
 from model.normalization import LayerNorm, layer_norm
 from model.positional import sinusoidal_encoding
 from model.validate import check_positive_int, check_rank, check_shape
@@ -118,6 +119,8 @@ class GPTConfig:
     """Biases in the linear layers; only ``True`` is supported (the attention and FFN modules always hold them)."""
     dropout: float = 0.0
     """Dropout rate in ``[0, 1)``; only 0.0 is supported (the blocks' residual branches have no dropout)."""
+    activation: str = "relu"
+    """The FFN activation: ``"relu"`` (the original transformer) or ``"gelu"`` (exact erf GELU, as GPT-2's paper)."""
     eps: float = 1e-5
     """The LayerNorm epsilon (every LayerNorm of the model)."""
     init_std: float = 0.02
@@ -136,6 +139,8 @@ class GPTConfig:
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"d_model: the sinusoidal encoding needs an even width (sin/cos pairs), "
                              f"got {self.d_model}")
+        if self.activation not in FFN_BY_ACTIVATION:
+            raise ValueError(f"activation: expected one of {tuple(FFN_BY_ACTIVATION)}, got {self.activation!r}")
         object.__setattr__(self, "pe_base", _check_positive_number("pe_base", self.pe_base))
         object.__setattr__(self, "eps", _check_positive_number("eps", self.eps))
         object.__setattr__(self, "init_std", _check_positive_number("init_std", self.init_std))
@@ -173,12 +178,12 @@ class GPTConfig:
     @classmethod
     def _gpt2(cls, d_model: int, n_layers: int, n_heads: int, overrides: dict) -> GPTConfig:
         shape = {"vocab_size": 50257, "context": 1024, "d_model": d_model, "n_heads": n_heads, "d_ff": 4 * d_model,
-                 "n_layers": n_layers, "positional": "learned", "tie_embeddings": True}
+                 "n_layers": n_layers, "positional": "learned", "tie_embeddings": True, "activation": "gelu"}
         return cls(**{**shape, **overrides})
 
     @classmethod
     def gpt2_small(cls, **overrides) -> GPTConfig:
-        """GPT-2 (124M): V=50257, T=1024, D=768, L=12, H=12, F=4D, learned positions, tied head."""
+        """GPT-2 (124M): V=50257, T=1024, D=768, L=12, H=12, F=4D, learned positions, tied head, GELU."""
         return cls._gpt2(768, 12, 12, overrides)
 
     @classmethod
@@ -404,8 +409,9 @@ def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> nnx.Param:
     return nnx.Param(nnx.initializers.normal(std)(rngs.params(), shape, jnp.float32))
 
 
-@functools.partial(nnx.jit, static_argnames=("d_model", "n_heads", "d_ff", "eps", "std", "residual_std"))
-def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, std: float,
+@functools.partial(nnx.jit, static_argnames=("d_model", "n_heads", "d_ff", "eps", "activation", "std",
+                                             "residual_std"))
+def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, activation: str, std: float,
                 residual_std: float) -> TransformerBlock:
     """One block drawn from ``key``: weights N(0, std²), residual output projections N(0, residual_std²).
 
@@ -417,7 +423,7 @@ def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, std: 
     abstractly instead of half a second.
     """
     rngs = nnx.Rngs(params=key)
-    block = TransformerBlock(d_model, n_heads, d_ff, eps=eps, rngs=rngs)
+    block = TransformerBlock(d_model, n_heads, d_ff, eps=eps, activation=activation, rngs=rngs)
     # GPT-2's initialisation replaces the modules' own (Glorot / LeCun) draws
     for module, name, sigma in ((block.attn, "w_q", std), (block.attn, "w_k", std), (block.attn, "w_v", std),
                                 (block.attn, "w_o", residual_std), (block.ffn, "w_1", std),
@@ -462,7 +468,8 @@ class GPT(nnx.Module):
         self.wte = _normal(rngs, (c.vocab_size, c.d_model), c.init_std)
         if c.positional == "learned":
             self.wpe = _normal(rngs, (c.context, c.d_model), c.init_std)
-        shape = {"d_model": c.d_model, "n_heads": c.n_heads, "d_ff": c.d_ff, "eps": c.eps, "std": c.init_std,
+        shape = {"d_model": c.d_model, "n_heads": c.n_heads, "d_ff": c.d_ff, "eps": c.eps,
+                 "activation": c.activation, "std": c.init_std,
                  "residual_std": c.init_std / math.sqrt(2 * c.n_layers)}
         blocks = [_init_block(rngs.params(), **shape) for _ in range(c.n_layers)]
         self.blocks = nnx.List(blocks)

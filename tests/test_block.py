@@ -134,3 +134,17 @@ def test_bad_input_is_rejected():
         TransformerBlock(D, 3, F, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="d_ff: expected a positive integer"):
         TransformerBlock(D, H, 0, rngs=nnx.Rngs(0))
+
+
+def test_gelu_block_uses_the_verified_gelu_ffn_and_its_module_agrees():
+    from model.feedforward import feed_forward_gelu
+
+    h = attention_sublayer(X, **{k: P[k] for k in ("gamma_1", "beta_1", "w_q", "b_q", "w_k", "b_k", "w_v", "b_v",
+                                                   "w_o", "b_o")}, n_heads=H, eps=EPS, mask=MASK)
+    y = h + feed_forward_gelu(layer_norm(h, P["gamma_2"], P["beta_2"], eps=EPS), P["w_1"], P["b_1"], P["w_2"], P["b_2"])
+    gelu_block = jax.jit(functools.partial(transformer_block, n_heads=H, eps=EPS, activation="gelu"))
+    np.testing.assert_allclose(gelu_block(X, **P, mask=MASK), y, rtol=1e-5, atol=1e-5)
+    m = TransformerBlock(D, H, F, eps=EPS, activation="gelu", rngs=nnx.Rngs(1))
+    assert m.ffn.activation == "gelu"
+    with pytest.raises(ValueError, match=r"activation: expected one of \('relu', 'gelu'\), got 'tanh'"):
+        transformer_block(X, **P, n_heads=H, eps=EPS, activation="tanh")

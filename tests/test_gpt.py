@@ -341,3 +341,12 @@ def test_adamw_steps_reduce_the_loss_on_a_fixed_batch():
     assert abs(losses[0] - np.log(TINY.vocab_size)) < 0.1  # small init: nearly uniform predictions
     assert losses[-1] < losses[0] - 0.5, losses
     assert all(np.isfinite(losses))
+
+
+def test_activation_is_a_validated_config_field_and_gpt2_presets_use_gelu():
+    assert GPTConfig.preset("gpt2-small").activation == "gelu"
+    assert GPTConfig.tiny().activation == "relu"
+    with pytest.raises(ValueError, match="activation: expected one of"):
+        GPTConfig.tiny(activation="swish")
+    model = GPT(GPTConfig.tiny(activation="gelu"), rngs=nnx.Rngs(0))
+    assert all(b.ffn.activation == "gelu" for b in model.blocks)
