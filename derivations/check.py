@@ -135,7 +135,7 @@ def _staged(expr, args: list, memo: dict) -> Callable:
     else:
         operands, placeholders, new_args = [], [], []
         for a in expr.args:
-            if _is_composite(a) and not isinstance(expr, Concat):
+            if _is_composite(a):
                 ph = sp.MatrixSymbol(f"_operand{len(memo)}_{len(placeholders)}", *a.shape)
                 placeholders.append(ph)
                 operands.append(_staged(a, args, memo))

@@ -68,7 +68,7 @@ def cmd_verify(args) -> int:
         if not ok:
             failed.append(r)
     print(f"\n{len(chosen) - len(failed)}/{len(chosen)} derivations verified in {time.perf_counter() - start:.1f} s "
-          f"(tolerance: max relative error <= 1e-5 in float32)")
+          f"(tolerance: max relative error <= 1e-5 in float32; integer and boolean outputs exact)")
     for r in failed:
         print(f"\nFAILED {r.id}:")
         for s in r.failed_steps:
