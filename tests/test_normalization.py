@@ -1,4 +1,4 @@
-"""Layer normalisation (week 11): module == function, invariances, agreement with flax, bad input."""
+"""Layer normalisation (week 11): module == function, invariances, agreement with flax, bad input, no bias."""
 
 import functools
 
@@ -119,3 +119,20 @@ def test_scalar_input_and_negative_eps_are_rejected():
         LayerNorm(D, eps=-1.0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="d_model: expected a positive integer"):
         LayerNorm(0, rngs=nnx.Rngs(0))
+
+
+# --- without a bias -----------------------------------------------------------------------------------
+
+def test_without_beta_it_is_the_gain_only_and_the_module_holds_gamma_only():
+    np.testing.assert_array_equal(np.asarray(ln(X, GAMMA, None, eps=EPS)),
+                                  np.asarray(ln(X, GAMMA, jnp.zeros(D), eps=EPS)))
+    m = LayerNorm(D, eps=EPS, use_bias=False, rngs=nnx.Rngs(0))
+    state = nnx.state(m, nnx.Param)
+    assert list(state.keys()) == ["gamma"] and sum(p.size for p in jax.tree.leaves(state)) == D
+    assert not hasattr(m, "beta")
+    m.gamma[...] = GAMMA
+    graphdef, state = nnx.split(m)
+    ours = jax.jit(functools.partial(_module_call, graphdef))(state, X)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(ln(X, GAMMA, None, eps=EPS)))
+    with pytest.raises(TypeError, match="use_bias: expected True or False, got 'no'"):
+        LayerNorm(D, use_bias="no", rngs=nnx.Rngs(0))
