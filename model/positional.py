@@ -1,11 +1,19 @@
-r"""Sinusoidal positional encoding (week 10): the encoding, its shift rotation, and its Gram matrix.
+r"""Positional encoding (week 10): sinusoidal encodings and rotary position embedding (RoPE).
 
-Axis letters: T positions, D model width (even).  The encoding has no parameters,
-so there is no NNX module here; ``base`` (10000 in the paper) is an argument,
-never a constant of the code.
+Axis letters: T query positions, S key positions, D model width (even), H heads,
+K head width (even).  Neither has parameters, so there is no NNX module here;
+``base`` (10000 in both papers) is an argument, never a constant of the code.
+
+Sinusoidal encoding, added to the token embeddings:
 
 .. math:: \mathrm{PE}(p, 2i) = \sin(p\,\omega_i), \quad \mathrm{PE}(p, 2i+1) = \cos(p\,\omega_i),
           \quad \omega_i = \mathrm{base}^{-2i/D}
+
+RoPE, applied to the queries and keys of every head: the column pair ``(2i, 2i+1)``
+of a head vector at position ``p`` is turned by the angle :math:`p\,\theta_i`,
+:math:`\theta_i = \mathrm{base}^{-2i/K}`.  For attention, build the tables once per
+forward pass with :func:`rotary_tables` and apply them to ``q`` and ``k`` of shape
+``[B, H, T, K]`` with :func:`apply_rotary`; :func:`rotary` does both for one array.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import jax.numpy as jnp
 from model.equation import implements
 from model.validate import check_positive_int, check_rank
 
-__all__ = ["frequencies", "sinusoidal_encoding", "shift_rotation", "encoding_gram"]
+__all__ = ["frequencies", "sinusoidal_encoding", "shift_rotation", "encoding_gram", "rotary_tables",
+           "apply_rotary", "rotary", "rotary_scores"]
 
 
 def _check_width_and_base(d_model, base) -> None:
@@ -154,3 +163,194 @@ def encoding_gram(p, *, d_model: int, base: float, dtype=jnp.float32):
     """
     pe = sinusoidal_encoding(p, d_model=d_model, base=base, dtype=dtype)
     return jnp.einsum("...td,...sd->...ts", pe, pe)
+
+
+# --- rotary position embedding (RoPE) ---------------------------------------------------------
+
+
+def _check_head_width(name: str, k) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0 or k % 2:
+        raise ValueError(f"{name}: expected an even positive head width K (the columns pair up), got {k!r}")
+
+
+def rotary_tables(p, *, head_dim: int, base: float, dtype=jnp.float32):
+    r"""The cosines and sines of the RoPE angles :math:`p\,\theta_i`, :math:`\theta_i = \mathrm{base}^{-2i/K}`.
+
+    Computed once per forward pass and shared by the queries and keys of every head and
+    layer (:func:`apply_rotary`).  The angles are :func:`frequencies` with ``d_model = K``.
+
+    Args:
+        p: positions ``[..., T]``, integers (or real); they may be traced (e.g.
+            ``start + arange(T)`` in a jitted decoding loop).
+        head_dim: K, even.
+        base: the base of the geometric frequencies (10000 in RoFormer).
+        dtype: the floating dtype of the tables (float32 by default, also for bfloat16
+            models: the angle is then rounded once, to float32).
+
+    Returns:
+        ``(cos, sin)``, each ``[..., T, K/2]``.
+
+    In float32 an angle :math:`p\,\theta_i` is rounded to a relative :math:`2^{-24}`, so the
+    tables are off by about :math:`p \cdot 2^{-24}` at position ``p``.
+
+    >>> import jax.numpy as jnp
+    >>> cos, sin = rotary_tables(jnp.arange(3), head_dim=4, base=10000.0)
+    >>> cos.shape, [round(v, 4) for v in sin[1].tolist()]
+    ((3, 2), [0.8415, 0.01])
+    """
+    _check_head_width("head_dim", head_dim)
+    _check_width_and_base(head_dim, base)
+    check_rank("p", p, min_rank=1, axes="[..., T]")
+    p = _as_real("p", p, dtype)
+    angle = _angles(p, head_dim, base, dtype)                     # [..., T, K/2]
+    return jnp.cos(angle), jnp.sin(angle)
+
+
+def _check_tables(x_shape: tuple[int, ...], cos, sin) -> None:
+    """``cos`` and ``sin`` are ``[..., T, K/2]`` and broadcast against ``x [..., T, K]`` (its last axis halved)."""
+    c, s = tuple(jnp.shape(cos)), tuple(jnp.shape(sin))
+    if c != s:
+        raise ValueError(f"cos, sin: expected the same shape [..., T, K/2], got cos {c} and sin {s}")
+    half, t = x_shape[-1] // 2, x_shape[-2]
+    if len(c) < 2 or c[-1] != half:
+        raise ValueError(f"cos: expected shape [..., T, K/2] with K/2 = {half} (x has shape {x_shape}), got {c}")
+    if c[-2] not in (1, t):
+        raise ValueError(f"cos: expected T = {t} positions along axis -2 (x has shape {x_shape}), got {c}")
+    if len(c) > len(x_shape):
+        raise ValueError(f"cos: expected at most the rank of x {x_shape} (rank {len(x_shape)}), got {c}")
+    try:
+        jnp.broadcast_shapes(c[:-2], x_shape[:-2])
+    except ValueError:
+        raise ValueError(f"cos: expected leading axes {c[:-2]} that broadcast against those of x "
+                         f"{x_shape[:-2]} (x has shape {x_shape}); got shape {c}") from None
+
+
+def apply_rotary(x, cos, sin):
+    r"""Rotate the column pairs of ``x`` by the angles of the tables: RoPE with precomputed tables.
+
+    .. math:: \begin{pmatrix} x'_{2i} \\ x'_{2i+1} \end{pmatrix}
+              = \begin{pmatrix} \cos p\theta_i & -\sin p\theta_i \\ \sin p\theta_i & \cos p\theta_i \end{pmatrix}
+                \begin{pmatrix} x_{2i} \\ x_{2i+1} \end{pmatrix}
+
+    ``cos`` and ``sin`` come from :func:`rotary_tables`; their leading axes broadcast
+    against those of ``x`` (aligned from the right, explicitly: no rank promotion), so
+    one ``[T, K/2]`` table serves ``q`` and ``k`` of shape ``[B, H, T, K]``, and per-batch
+    positions ``[B, T, K/2]`` serve ``[B, H, T, K]`` as ``cos[:, None]``.  The pairs are
+    adjacent columns (the RoFormer layout), not the two halves of the head.
+
+    Args:
+        x: ``[..., T, K]``, floating, K even.
+        cos, sin: ``[..., T, K/2]`` each (T may be 1, for one position shared by all rows).
+
+    Returns:
+        the rotated ``x``, ``[..., T, K]``, in the dtype of ``x`` (computed in the wider of
+        the two dtypes, then cast back).
+
+    Raises:
+        ValueError: odd K, mismatched tables (named, expected and actual shapes).
+        TypeError: a non-floating ``x``.
+
+    This is the arithmetic of :func:`rotary` (derivation ``positional.rotary``) with the
+    tables passed in.
+
+    >>> import jax.numpy as jnp
+    >>> cos, sin = rotary_tables(jnp.array([1]), head_dim=2, base=10000.0)
+    >>> [round(v, 4) for v in apply_rotary(jnp.array([[1.0, 0.0]]), cos, sin)[0].tolist()]
+    [0.5403, 0.8415]
+    """
+    check_rank("x", x, min_rank=2, axes="[..., T, K]")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"x: expected a floating array [..., T, K], got dtype {x.dtype}")
+    shape = tuple(x.shape)
+    _check_head_width("x: the head width K = x.shape[-1]", shape[-1])
+    _check_tables(shape, cos, sin)
+    wide = jnp.promote_types(x.dtype, jnp.result_type(cos))
+    half_shape = shape[:-1] + (shape[-1] // 2,)
+    c = jnp.broadcast_to(jnp.asarray(cos, wide), half_shape)
+    s = jnp.broadcast_to(jnp.asarray(sin, wide), half_shape)
+    pairs = x.astype(wide).reshape(half_shape + (2,))            # [..., T, K/2, 2]: (x_2i, x_2i+1)
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = jnp.stack([even * c - odd * s, even * s + odd * c], axis=-1)
+    return rotated.reshape(shape).astype(x.dtype)
+
+
+@implements("positional.rotary")
+def rotary(x, p, *, base: float):
+    r"""Rotary position embedding: turn column pair ``(2i, 2i+1)`` of row ``t`` by the angle :math:`p_t\,\theta_i`.
+
+    .. math:: x'_{t,2i} = x_{t,2i} \cos p_t\theta_i - x_{t,2i+1} \sin p_t\theta_i, \qquad
+              x'_{t,2i+1} = x_{t,2i} \sin p_t\theta_i + x_{t,2i+1} \cos p_t\theta_i, \qquad
+              \theta_i = \mathrm{base}^{-2i/K}
+
+    A rotation per pair: lengths are kept, position 0 is the identity, and the score of
+    a rotated query and key depends on their offset only (``positional.rotary_relative``).
+    It is :func:`rotary_tables` then :func:`apply_rotary`; inside attention, build the
+    tables once and call :func:`apply_rotary` on ``q`` and ``k``.
+
+    Args:
+        x: head vectors ``[..., T, K]``, floating, K even (e.g. ``[B, H, T, K]``).
+        p: their positions ``[T]`` (or ``[..., T]`` broadcasting against the leading axes of
+            ``x``), integers (or real).
+        base: the base of the frequencies (10000 in RoFormer).
+
+    Returns:
+        ``[..., T, K]``, in the dtype of ``x``; the angles are float32 (or wider, with a wider ``x``).
+
+    Derivation: ``positional.rotary``.
+
+    References: Su et al., "RoFormer: Enhanced Transformer with Rotary Position Embedding", 2021, §3.4.
+
+    >>> import jax.numpy as jnp
+    >>> x = jnp.ones((3, 4))
+    >>> bool(jnp.array_equal(rotary(x, jnp.zeros(3, jnp.int32), base=10000.0), x))
+    True
+    """
+    check_rank("x", x, min_rank=2, axes="[..., T, K]")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"x: expected a floating array [..., T, K], got dtype {x.dtype}")
+    k = x.shape[-1]
+    _check_head_width("x: the head width K = x.shape[-1]", k)
+    cos, sin = rotary_tables(p, head_dim=k, base=base, dtype=jnp.promote_types(x.dtype, jnp.float32))
+    return apply_rotary(x, cos, sin)
+
+
+@implements("positional.rotary_relative")
+def rotary_scores(q, p, k, s, *, base: float):
+    r"""Scores of RoPE-rotated queries and keys: :math:`g_{tu} = \langle R(p_t)\,q_t,\; R(s_u)\,k_u \rangle`.
+
+    .. math:: g_{tu} = \langle R(p_t)\,q_t,\; R(s_u)\,k_u \rangle = \langle q_t,\; R(s_u - p_t)\,k_u \rangle
+
+    computed as attention computes it (rotate with :func:`rotary`, then dot products),
+    while the derivation states the right side: the score depends on the offset
+    :math:`s_u - p_t` only.  Attention divides these by :math:`\sqrt K` before the softmax.
+
+    Args:
+        q: queries ``[..., T, K]``.
+        p: their positions ``[T]``.
+        k: keys ``[..., S, K]`` (the same leading axes and K as ``q``).
+        s: their positions ``[S]``.
+        base: the base of the frequencies.
+
+    Returns:
+        ``g`` of shape ``[..., T, S]``.
+
+    Derivation: ``positional.rotary_relative``.
+
+    References: Su et al., 2021, §3.4.2, equations (14)-(16).
+
+    >>> import jax.numpy as jnp
+    >>> q, k = jnp.array([[1.0, 2.0, 0.5, -1.0]]), jnp.array([[0.3, -0.7, 2.0, 1.0]])
+    >>> a = rotary_scores(q, jnp.array([3]), k, jnp.array([5]), base=10000.0)
+    >>> b = rotary_scores(q, jnp.array([103]), k, jnp.array([105]), base=10000.0)
+    >>> bool(jnp.allclose(a, b, atol=1e-4))
+    True
+    """
+    check_rank("q", q, min_rank=2, axes="[..., T, K]")
+    check_rank("k", k, min_rank=2, axes="[..., S, K]")
+    q_shape, k_shape = tuple(jnp.shape(q)), tuple(jnp.shape(k))
+    if q_shape[:-2] != k_shape[:-2] or q_shape[-1] != k_shape[-1]:
+        raise ValueError(f"k: expected shape [..., S, K] = [{', '.join(map(str, q_shape[:-2] + ('S',)))}, "
+                         f"{q_shape[-1]}] (the leading axes and K of q {q_shape}), got {k_shape}")
+    return jnp.einsum("...tk,...sk->...ts", rotary(q, p, base=base), rotary(k, s, base=base))
