@@ -26,7 +26,7 @@ from derivations.loss import OneHot
 from derivations.registry import Derivation, Gradient, Step, get, register
 from derivations.symbolic import D, F, L, LayerNorm, T, V, explicit, row, size_symbols, vjp
 
-__all__ = ["GPT2_SIZES", "N", "learned_positions", "tie_embeddings"]
+__all__ = ["GPT2_SIZES", "N", "biases", "learned_positions", "tie_embeddings"]
 
 RADFORD_2018 = 'Radford et al., "Improving Language Understanding by Generative Pre-Training", 2018, equation (2)'
 RADFORD_2019 = 'Radford et al., "Language Models are Unsupervised Multitask Learners" (GPT-2), 2019, section 2.3'
@@ -138,13 +138,17 @@ N = sp.Symbol("N", integer=True, nonnegative=True)
 tie_embeddings = sp.Symbol("tie_embeddings", integer=True, nonnegative=True)
 #: 1 for a learned position table W_P, 0 for the sinusoidal encoding (no parameters)
 learned_positions = sp.Symbol("learned_positions", integer=True, nonnegative=True)
+#: 1 for biases in every projection and LayerNorm (GPT-2), 0 for none
+biases = sp.Symbol("biases", integer=True, nonnegative=True)
 
 _n_attention = get("multihead.param_count").statement.rhs      # 4D² + 4D
 _n_ffn = get("feedforward.param_count").statement.rhs          # 2DF + F + D
 _n_layer_norms = 2 * (2 * D)                                   # two LayerNorms, gain and bias each
-_n_layer = sp.Add(_n_attention, _n_ffn, _n_layer_norms, evaluate=False)
+_n_layer_biased = sp.Add(_n_attention, _n_ffn, _n_layer_norms, evaluate=False)
+# a block's weights and LayerNorm gains, plus its biases (attention 4D, FFN F + D, LayerNorms 2D) when present
+_n_layer = sp.Add(4 * D**2, 2 * D * F, 2 * D, biases * (F + 7 * D), evaluate=False)
 
-_n_gpt = sp.Add(V * D, learned_positions * T * D, L * _n_layer, 2 * D, (1 - tie_embeddings) * D * V,
+_n_gpt = sp.Add(V * D, learned_positions * T * D, L * _n_layer, D, biases * D, (1 - tie_embeddings) * D * V,
                 evaluate=False)
 
 _letters = size_symbols()
@@ -156,15 +160,21 @@ def _entries(derivation_id: str, names) -> sp.Expr:
     return sp.Add(*(sp.Mul(*(_letters[a] for a in d.shapes[n])) for n in names))
 
 
-def _parameters(derivation_id: str, inputs) -> tuple[str, ...]:
-    """The arguments of a registered statement that are not its inputs: its parameters."""
-    return tuple(n for n in get(derivation_id).arguments if n not in inputs)
+def _parameters(derivation_id: str, inputs, *, bias: bool) -> tuple[str, ...]:
+    """The parameters of a registered statement (its arguments that are not ``inputs``): biases or the rest."""
+    return tuple(n for n in get(derivation_id).arguments
+                 if n not in inputs and n.startswith(("b_", "beta")) == bias)
 
 
-_block_parameters = (_entries("block.attention_sublayer", _parameters("block.attention_sublayer", ("x", "mask")))
-                     + _entries("block.ffn_sublayer", _parameters("block.ffn_sublayer", ("x",))))
+def _block_entries(*, bias: bool) -> sp.Expr:
+    return (_entries("block.attention_sublayer", _parameters("block.attention_sublayer", ("x", "mask"), bias=bias))
+            + _entries("block.ffn_sublayer", _parameters("block.ffn_sublayer", ("x",), bias=bias)))
+
+
+_block_weights, _block_biases = _block_entries(bias=False), _block_entries(bias=True)
 _model_parameters = (_entries("gpt.embedding", ("wte",)) + learned_positions * _entries("gpt.embedding", ("wpe",))
-                     + L * _block_parameters + _entries("gpt.logits", ("ln_f_gamma", "ln_f_beta"))
+                     + L * (_block_weights + biases * _block_biases) + _entries("gpt.logits", ("ln_f_gamma",))
+                     + biases * _entries("gpt.logits", ("ln_f_beta",))
                      + (1 - tie_embeddings) * _entries("gpt.logits", ("w_head",)))
 
 #: GPT-2's released checkpoints (tied head, learned positions, V = 50257, T = 1024, F = 4D): D, L, N
@@ -174,25 +184,32 @@ GPT2_SIZES = {
     "gpt2-large": (1280, 36, 774_030_080),
     "gpt2-xl": (1600, 48, 1_557_611_200),
 }
-_gpt2 = {V: 50257, T: 1024, tie_embeddings: 1, learned_positions: 1}
+_gpt2 = {V: 50257, T: 1024, tie_embeddings: 1, learned_positions: 1, biases: 1}
 
 register(Derivation(
     id="gpt.param_count",
     week=WEEK,
-    title="Parameters of a GPT: N = VD + TD + L(4D² + 4D + 2DF + F + D + 4D) + 2D (+ VD untied)",
+    title="Parameters of a GPT: N = VD + TD + L(4D² + 2DF + 2D + F + 7D) + 2D (+ VD untied)",
     statement=Eq(N, _n_gpt, evaluate=False),
     implementation="model.gpt.param_count",
     shapes={"N": ""},
     sizes={"V": 11, "T": 5, "D": 8, "H": 2, "F": 12, "L": 3},
     size_args={"vocab_size": "V", "context": "T", "d_model": "D", "n_heads": "H", "d_ff": "F", "n_layers": "L"},
-    constants={"tie_embeddings": 1, "learned_positions": 1},
+    constants={"tie_embeddings": 1, "learned_positions": 1, "biases": 1},
     steps=(
-        Step(claim="a block holds the parameters of its two verified sublayers: LN₁, W_Q…b_O, LN₂, W₁…b₂, "
-                   "that is attention's 4D² + 4D, the FFN's 2DF + F + D and 2·2D for the two LayerNorms",
-             eq=Eq(_block_parameters, _n_layer, evaluate=False), method="expand"),
+        Step(claim="a block with biases holds the parameters of its two verified sublayers: LN₁, W_Q…b_O, "
+                   "LN₂, W₁…b₂, that is attention's 4D² + 4D, the FFN's 2DF + F + D and 2·2D for the two "
+                   "LayerNorms",
+             eq=Eq(_block_weights + _block_biases, _n_layer.subs(biases, 1), evaluate=False), method="expand"),
+        Step(claim="the same sum as the verified counts of the parts (multihead.param_count, "
+                   "feedforward.param_count)",
+             eq=Eq(_n_layer_biased, _n_layer.subs(biases, 1), evaluate=False), method="expand"),
+        Step(claim="without biases a block keeps its weight matrices and the two LayerNorm gains: 4D² + 2DF + 2D",
+             eq=Eq(_block_weights, _n_layer.subs(biases, 0), evaluate=False), method="expand"),
         Step(claim="with F = 4D a block has 12D² + 13D parameters",
-             eq=Eq(_n_layer.subs(F, 4 * D), 12 * D**2 + 13 * D, evaluate=False), method="expand"),
-        Step(claim="the model: W_E [V, D], W_P [T, D] if learned, L blocks, LN_f (2D) and W_U [D, V] if untied",
+             eq=Eq(_n_layer.subs({F: 4 * D, biases: 1}), 12 * D**2 + 13 * D, evaluate=False), method="expand"),
+        Step(claim="the model: W_E [V, D], W_P [T, D] if learned, L blocks, LN_f (D, 2D with its bias) and "
+                   "W_U [D, V] if untied",
              eq=Eq(_model_parameters, _n_gpt, evaluate=False), method="expand"),
         Step(claim="tying the head saves exactly VD parameters (38.6M of GPT-2's 163M untied)",
              eq=Eq(_n_gpt.subs(tie_embeddings, 0) - _n_gpt.subs(tie_embeddings, 1), V * D, evaluate=False),

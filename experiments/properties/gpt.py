@@ -76,17 +76,19 @@ def _out_of_range_is_nan(rng):
     return float(np.sum(~np.isnan(x[bad]))) + float(np.abs(x[good] - expected).max()), 0.0
 
 
-@check("gpt.param_count", "max |param_count − formula| over the four (tie_embeddings, learned_positions) choices at "
-                          "three shapes, and |param_count − the parameters of a GPT built concretely| (tiny, untied)")
+@check("gpt.param_count", "max |param_count − formula| over the eight (tie_embeddings, learned_positions, biases) "
+                          "choices at three shapes, and |param_count − the parameters of a GPT built concretely| (tiny, untied)")
 def _every_flag_and_the_real_module(rng):
     d = derivations.get("gpt.param_count")
     syms = {str(s): s for s in d.statement.rhs.free_symbols}
     worst = 0
-    for (v, t, dm, h, f, n_layers), tie, learned in itertools.product(
-            ((11, 5, 8, 2, 12, 3), (65, 32, 32, 2, 128, 2), (97, 7, 6, 3, 10, 1)), (0, 1), (0, 1)):
+    for (v, t, dm, h, f, n_layers), tie, learned, bias in itertools.product(
+            ((11, 5, 8, 2, 12, 3), (65, 32, 32, 2, 128, 2), (97, 7, 6, 3, 10, 1)), (0, 1), (0, 1), (0, 1)):
         formula = d.statement.rhs.subs({syms["V"]: v, syms["T"]: t, syms["D"]: dm, syms["F"]: f, syms["L"]: n_layers,
-                                        syms["tie_embeddings"]: tie, syms["learned_positions"]: learned})
-        counted = param_count(v, t, dm, h, f, n_layers, tie_embeddings=tie, learned_positions=learned)
+                                        syms["tie_embeddings"]: tie, syms["learned_positions"]: learned,
+                                        syms["biases"]: bias})
+        counted = param_count(v, t, dm, h, f, n_layers, tie_embeddings=tie, learned_positions=learned,
+                              biases=bias)
         worst = max(worst, abs(counted - int(sp.Integer(formula))))
     c = dataclasses.replace(_CONFIG, tie_embeddings=False)
     real = count_parameters(_model(rng, c))
