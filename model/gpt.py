@@ -25,10 +25,15 @@ and the loss with it, instead of looking plausible; other sequences are unaffect
 
 Presets (:meth:`GPTConfig.preset`): ``tiny``, ``shakespeare-char`` (nanoGPT's CPU
 recipe), and GPT-2's four shapes ``gpt2-small``, ``gpt2-medium``, ``gpt2-large``,
-``gpt2-xl``.  They have GPT-2's shapes and exactly the published parameter counts
-(124,439,808 for ``gpt2-small``), but the blocks of ``model.block`` use the ReLU
-feed-forward network where GPT-2 uses GELU (the count does not depend on the
-activation), so released GPT-2 weights would not compute GPT-2's function here.
+``gpt2-xl``.  They have GPT-2's shapes, exactly the published parameter counts
+(124,439,808 for ``gpt2-small``), and GPT-2's tanh-approximate GELU
+(``feedforward.gelu_tanh``).
+
+Positions: a learned table (GPT-2), the sinusoidal encoding (``positional.sinusoidal``)
+added to the embeddings, or rotary embeddings that rotate each head's queries and keys
+(``positional.rotary``), so that a score depends on positions only through their
+difference (``positional.rotary_relative``).  Dropout, when configured, is applied in
+training steps only (a ``dropout_key``), on the embeddings and each residual branch.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from model.block import TransformerBlock
 from model.equation import implements
 from model.feedforward import FFN_BY_ACTIVATION
 from model.normalization import LayerNorm, layer_norm
-from model.positional import sinusoidal_encoding
+from model.positional import apply_rotary, rotary_tables, sinusoidal_encoding
 from model.validate import check_positive_int, check_rank, check_shape
 
 __all__ = [
@@ -66,11 +71,8 @@ __all__ = [
     "param_count",
 ]
 
-#: the positional encodings a GPT can use (``"rotary"`` is known and refused until implemented)
-POSITIONAL = ("learned", "sinusoidal")
-
-_NOT_YET = {"rotary": "rotary position embeddings (RoPE) are not implemented yet: they rotate the queries and "
-                      "keys inside attention, which model.multihead does not do"}
+#: the positional encodings a GPT can use
+POSITIONAL = ("learned", "sinusoidal", "rotary")
 
 
 def _check_positive_number(name: str, value) -> float:
@@ -110,17 +112,17 @@ class GPTConfig:
     n_layers: int
     """L: the number of transformer blocks."""
     positional: str = "learned"
-    """``"learned"`` (a trained ``[T, D]`` table, as GPT-2) or ``"sinusoidal"`` (fixed, no parameters)."""
+    """``"learned"`` (a trained ``[T, D]`` table, as GPT-2), ``"sinusoidal"`` (fixed, added) or ``"rotary"`` (RoPE)."""
     pe_base: float = 10000.0
-    """The base of the sinusoidal frequencies (used with ``positional="sinusoidal"`` only)."""
+    """The base of the geometric frequencies of ``"sinusoidal"`` and ``"rotary"`` (10000 in both papers)."""
     tie_embeddings: bool = True
     """Whether the output head reuses the token embedding (logits = LN(h) W_Eᵀ) instead of its own [D, V] weight."""
     bias: bool = True
-    """Biases in the linear layers; only ``True`` is supported (the attention and FFN modules always hold them)."""
+    """Biases in the attention and FFN projections and the LayerNorms (GPT-2: True; without them N drops by L(F + 7D) + D)."""
     dropout: float = 0.0
-    """Dropout rate in ``[0, 1)``; only 0.0 is supported (the blocks' residual branches have no dropout)."""
+    """Dropout rate in ``[0, 1)`` on the embeddings and on each residual branch, in training steps only."""
     activation: str = "relu"
-    """The FFN activation: ``"relu"`` (the original transformer) or ``"gelu"`` (exact erf GELU, as GPT-2's paper)."""
+    """The FFN activation: ``"relu"`` (the original transformer), ``"gelu"`` (exact erf) or ``"gelu_tanh"`` (GPT-2's code)."""
     eps: float = 1e-5
     """The LayerNorm epsilon (every LayerNorm of the model)."""
     init_std: float = 0.02
@@ -131,14 +133,15 @@ class GPTConfig:
             check_positive_int(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model = {self.d_model} must be divisible by n_heads = {self.n_heads}")
-        if self.positional in _NOT_YET:
-            raise ValueError(f"positional={self.positional!r}: {_NOT_YET[self.positional]}; "
-                             f"use one of {POSITIONAL}")
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional: expected one of {POSITIONAL}, got {self.positional!r}")
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"d_model: the sinusoidal encoding needs an even width (sin/cos pairs), "
                              f"got {self.d_model}")
+        if self.positional == "rotary" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"rotary position embeddings rotate pairs of a head's coordinates: expected an even "
+                             f"head width d_model / n_heads, got {self.d_model} / {self.n_heads} = "
+                             f"{self.d_model // self.n_heads}")
         if self.activation not in FFN_BY_ACTIVATION:
             raise ValueError(f"activation: expected one of {tuple(FFN_BY_ACTIVATION)}, got {self.activation!r}")
         object.__setattr__(self, "pe_base", _check_positive_number("pe_base", self.pe_base))
@@ -146,15 +149,9 @@ class GPTConfig:
         object.__setattr__(self, "init_std", _check_positive_number("init_std", self.init_std))
         _check_bool("tie_embeddings", self.tie_embeddings)
         _check_bool("bias", self.bias)
-        if not self.bias:
-            raise ValueError("bias=False is not supported: the attention and feed-forward modules of "
-                             "model.block always hold biases; use bias=True")
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not (0.0 <= d < 1.0):
             raise ValueError(f"dropout: expected a rate in [0, 1), got {d!r}")
-        if d != 0.0:
-            raise ValueError(f"dropout={d!r} is not supported: the residual branches of model.block are pure "
-                             f"functions without dropout; use dropout=0.0")
         object.__setattr__(self, "dropout", float(d))
 
     # --- presets ---------------------------------------------------------------------------------
@@ -178,7 +175,8 @@ class GPTConfig:
     @classmethod
     def _gpt2(cls, d_model: int, n_layers: int, n_heads: int, overrides: dict) -> GPTConfig:
         shape = {"vocab_size": 50257, "context": 1024, "d_model": d_model, "n_heads": n_heads, "d_ff": 4 * d_model,
-                 "n_layers": n_layers, "positional": "learned", "tie_embeddings": True, "activation": "gelu"}
+                 "n_layers": n_layers, "positional": "learned", "tie_embeddings": True,
+                 "activation": "gelu_tanh"}
         return cls(**{**shape, **overrides})
 
     @classmethod
@@ -379,7 +377,7 @@ def lm_logits(h, ln_f_gamma, ln_f_beta, w_head, *, eps):
 
     Args:
         h: the residual stream after the last block ``[..., T, D]``.
-        ln_f_gamma, ln_f_beta: gain and bias of the final LayerNorm ``[D]``.
+        ln_f_gamma, ln_f_beta: gain and bias of the final LayerNorm ``[D]`` (``ln_f_beta`` None: no bias).
         w_head: :math:`W_U` ``[D, V]``.
         eps: the LayerNorm epsilon.
 
@@ -397,7 +395,8 @@ def lm_logits(h, ln_f_gamma, ln_f_beta, w_head, *, eps):
     if len(w_shape) != 2 or w_shape[0] != d:
         raise ValueError(f"w_head: expected shape [D, V] = [{d}, V] (D = {d} is the width of h), got {w_shape}")
     check_shape("ln_f_gamma", ln_f_gamma, (d,), axes="[D]")
-    check_shape("ln_f_beta", ln_f_beta, (d,), axes="[D]")
+    if ln_f_beta is not None:
+        check_shape("ln_f_beta", ln_f_beta, (d,), axes="[D]")
     return jnp.einsum("...td,dv->...tv", layer_norm(h, ln_f_gamma, ln_f_beta, eps=eps), w_head)
 
 
@@ -409,10 +408,10 @@ def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> nnx.Param:
     return nnx.Param(nnx.initializers.normal(std)(rngs.params(), shape, jnp.float32))
 
 
-@functools.partial(nnx.jit, static_argnames=("d_model", "n_heads", "d_ff", "eps", "activation", "std",
+@functools.partial(nnx.jit, static_argnames=("d_model", "n_heads", "d_ff", "eps", "activation", "use_bias", "std",
                                              "residual_std"))
-def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, activation: str, std: float,
-                residual_std: float) -> TransformerBlock:
+def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, activation: str, use_bias: bool,
+                std: float, residual_std: float) -> TransformerBlock:
     """One block drawn from ``key``: weights N(0, std²), residual output projections N(0, residual_std²).
 
     Built under ``nnx.jit``: one compiled initialiser serves every block of a shape, and
@@ -423,7 +422,7 @@ def _init_block(key, *, d_model: int, n_heads: int, d_ff: int, eps: float, activ
     abstractly instead of half a second.
     """
     rngs = nnx.Rngs(params=key)
-    block = TransformerBlock(d_model, n_heads, d_ff, eps=eps, activation=activation, rngs=rngs)
+    block = TransformerBlock(d_model, n_heads, d_ff, eps=eps, activation=activation, use_bias=use_bias, rngs=rngs)
     # GPT-2's initialisation replaces the modules' own (Glorot / LeCun) draws
     for module, name, sigma in ((block.attn, "w_q", std), (block.attn, "w_k", std), (block.attn, "w_v", std),
                                 (block.attn, "w_o", residual_std), (block.ffn, "w_1", std),
@@ -469,40 +468,104 @@ class GPT(nnx.Module):
         if c.positional == "learned":
             self.wpe = _normal(rngs, (c.context, c.d_model), c.init_std)
         shape = {"d_model": c.d_model, "n_heads": c.n_heads, "d_ff": c.d_ff, "eps": c.eps,
-                 "activation": c.activation, "std": c.init_std,
+                 "activation": c.activation, "use_bias": c.bias, "std": c.init_std,
                  "residual_std": c.init_std / math.sqrt(2 * c.n_layers)}
         blocks = [_init_block(rngs.params(), **shape) for _ in range(c.n_layers)]
         self.blocks = nnx.List(blocks)
-        self.ln_f = LayerNorm(c.d_model, eps=c.eps, rngs=rngs)
+        self.ln_f = LayerNorm(c.d_model, eps=c.eps, use_bias=c.bias, rngs=rngs)
         if not c.tie_embeddings:
             self.w_head = _normal(rngs, (c.d_model, c.vocab_size), c.init_std)
 
     def positions(self, n: int):
-        """The position vectors of positions ``0 .. n-1``, ``[n, D]``: rows of ``wpe`` or the sinusoidal table."""
+        """The position vectors added to the embeddings of positions ``0 .. n-1``, ``[n, D]``.
+
+        Rows of ``wpe``, the sinusoidal table, or zeros for rotary models (whose positions
+        enter inside attention, :meth:`rope`).
+        """
+        return self.position_rows(0, n)
+
+    def position_rows(self, start, n: int):
+        """Position vectors of positions ``start .. start+n-1``, ``[n, D]``; ``start`` may be traced.
+
+        For decoding with a cache: ``embed(tokens, wte, model.position_rows(start, n))`` embeds
+        ``n`` new tokens at their absolute positions.  For rotary models the result is zeros
+        (positions enter through :meth:`rope`).  The caller keeps ``start + n <= context``.
+        """
         c = self.config
+        dtype = self.wte[...].dtype
         if c.positional == "learned":
-            return self.wpe[...][:n]
-        return sinusoidal_encoding(jnp.arange(n), d_model=c.d_model, base=c.pe_base, dtype=self.wte[...].dtype)
+            return jax.lax.dynamic_slice_in_dim(self.wpe[...], start, n, axis=0)
+        if c.positional == "rotary":
+            return jnp.zeros((n, c.d_model), dtype)
+        p = jnp.asarray(start, jnp.int32) + jnp.arange(n, dtype=jnp.int32)
+        return sinusoidal_encoding(p, d_model=c.d_model, base=c.pe_base, dtype=dtype)
+
+    def rope(self, start, n: int):
+        """The rotary hook for positions ``start .. start+n-1``: ``None`` unless ``positional="rotary"``.
+
+        A callable for the ``rope`` argument of the blocks, which rotates per-head queries and
+        keys ``[..., H, n, K]``; ``start`` may be traced.  The tables
+        (:func:`model.positional.rotary_tables`, base ``pe_base``) are built once per call.
+        """
+        c = self.config
+        if c.positional != "rotary":
+            return None
+        p = jnp.asarray(start, jnp.int32) + jnp.arange(n, dtype=jnp.int32)
+        cos, sin = rotary_tables(p, head_dim=c.d_model // c.n_heads, base=c.pe_base, dtype=self.wte[...].dtype)
+        return functools.partial(apply_rotary, cos=cos, sin=sin)
 
     def head(self):
         """The output weight :math:`W_U` ``[D, V]``: ``wte.T`` when tied, else ``w_head``."""
         return self.wte[...].T if self.config.tie_embeddings else self.w_head[...]
 
-    def __call__(self, tokens):
+    def __call__(self, tokens, *, dropout_key=None):
         """Logits ``[..., T, V]`` for token ids ``[..., T]`` (``T <= context``), causally masked.
+
+        ``self.logits(self.hidden(tokens, dropout_key=dropout_key))``.
+        """
+        return self.logits(self.hidden(tokens, dropout_key=dropout_key))
+
+    def hidden(self, tokens, *, dropout_key=None):
+        """The residual stream after the last block ``[..., T, D]`` (before LN_f and the head).
 
         Concrete ids are checked with :func:`check_tokens`; under ``jax.jit`` check them
         before the jit boundary (an out-of-range id then makes its sequence's logits NaN, see
         :func:`embed`).
+
+        ``dropout_key``: a PRNG key for a training step.  With ``config.dropout = p > 0``
+        it drops entries of the embedding and of every residual branch (attention and FFN
+        output, before the addition) with probability ``p`` and scales the kept ones by
+        ``1/(1-p)`` (inverted dropout: the expectation is unchanged).  Without a key, or
+        with ``p = 0``, the model is deterministic (evaluation and sampling).  Unlike
+        nanoGPT, the attention weights themselves are not dropped.
         """
         c = self.config
         check_tokens(tokens, c.vocab_size, c.context)
         t = jnp.shape(tokens)[-1]
         x = embed(tokens, self.wte[...], self.positions(t))
+        drop = dropout_key is not None and c.dropout > 0.0
+        if drop:
+            x = _dropout(x, jax.random.fold_in(dropout_key, c.n_layers), c.dropout)
         mask = causal_mask(t, t)
-        for block in self.blocks:
-            x = block(x, mask)
-        return lm_logits(x, self.ln_f.gamma[...], self.ln_f.beta[...], self.head(), eps=self.ln_f.eps)
+        rope = self.rope(0, t)
+        for i, block in enumerate(self.blocks):
+            branches = None
+            if drop:
+                k_attn, k_ffn = jax.random.split(jax.random.fold_in(dropout_key, i))
+                branches = (functools.partial(_dropout, key=k_attn, rate=c.dropout),
+                            functools.partial(_dropout, key=k_ffn, rate=c.dropout))
+            x = block(x, mask, rope=rope, dropout=branches)
+        return x
+
+    def logits(self, h):
+        """:func:`lm_logits` of the final residual stream ``h [..., T, D]`` with this model's LN_f and head."""
+        return lm_logits(h, self.ln_f.gamma[...], self.ln_f.params()["beta"], self.head(), eps=self.ln_f.eps)
+
+
+def _dropout(u, key, rate: float):
+    """Inverted dropout: each entry kept with probability ``1 - rate`` and scaled by ``1/(1 - rate)``."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, jnp.shape(u))
+    return jnp.where(keep, u / (1.0 - rate), jnp.zeros((), u.dtype))
 
 
 def abstract_gpt(config: GPTConfig, *, seed: int = 0) -> GPT:
@@ -524,11 +587,11 @@ def count_parameters(module: nnx.Module) -> int:
 
 @implements("gpt.param_count")
 def param_count(vocab_size: int, context: int, d_model: int, n_heads: int, d_ff: int, n_layers: int, *,
-                tie_embeddings=True, learned_positions=True) -> int:
+                tie_embeddings=True, learned_positions=True, biases=True) -> int:
     r"""The number of parameters of :class:`GPT`, counted on the module built abstractly.
 
-    .. math:: N = VD + [\text{learned}]\,TD + L\,(4D^2 + 4D + 2DF + F + D + 4D) + 2D
-              + [\text{untied}]\,DV
+    .. math:: N = VD + [\text{learned}]\,TD + L\,(4D^2 + 2DF + 2D + [\text{biases}](F + 7D))
+              + D + [\text{biases}]\,D + [\text{untied}]\,DV
 
     The module is built with ``nnx.eval_shape`` (:func:`abstract_gpt`: shapes only,
     nothing allocated, even for GPT-2 XL), so the count cannot drift from the code.
@@ -542,6 +605,7 @@ def param_count(vocab_size: int, context: int, d_model: int, n_heads: int, d_ff:
         n_layers: L.
         tie_embeddings: 1/True for a head tied to the token embedding, 0/False for its own ``[D, V]``.
         learned_positions: 1/True for a learned ``[T, D]`` position table, 0/False for sinusoidal.
+        biases: 1/True for biases in the projections and LayerNorms (GPT-2), 0/False for none.
 
     Returns:
         N, a Python int.
@@ -552,11 +616,12 @@ def param_count(vocab_size: int, context: int, d_model: int, n_heads: int, d_ff:
     124439808
     """
     flags = {}
-    for name, value in (("tie_embeddings", tie_embeddings), ("learned_positions", learned_positions)):
+    for name, value in (("tie_embeddings", tie_embeddings), ("learned_positions", learned_positions),
+                        ("biases", biases)):
         if not isinstance(value, (bool, int, float)) or value not in (0, 1):
             raise ValueError(f"{name}: expected True/False (or 1/0), got {value!r}")
         flags[name] = bool(value)
     config = GPTConfig(vocab_size=vocab_size, context=context, d_model=d_model, n_heads=n_heads, d_ff=d_ff,
                        n_layers=n_layers, tie_embeddings=flags["tie_embeddings"],
-                       positional="learned" if flags["learned_positions"] else "sinusoidal")
+                       positional="learned" if flags["learned_positions"] else "sinusoidal", bias=flags["biases"])
     return count_parameters(abstract_gpt(config))

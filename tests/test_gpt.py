@@ -30,7 +30,7 @@ from model.gpt import (
     param_count,
 )
 from model.loss import cross_entropy
-from model.positional import sinusoidal_encoding
+from model.positional import apply_rotary, rotary_tables, sinusoidal_encoding
 
 TINY = GPTConfig.tiny()
 B, T = 2, 8
@@ -56,7 +56,7 @@ def _formula(config: GPTConfig) -> int:
     value = d.statement.rhs.subs({
         s["V"]: config.vocab_size, s["T"]: config.context, s["D"]: config.d_model, s["F"]: config.d_ff,
         s["L"]: config.n_layers, s["tie_embeddings"]: int(config.tie_embeddings),
-        s["learned_positions"]: int(config.positional == "learned")})
+        s["learned_positions"]: int(config.positional == "learned"), s["biases"]: int(config.bias)})
     return int(sp.Integer(value))
 
 
@@ -263,13 +263,11 @@ def test_embed_shape_errors():
     ({"n_layers": -1}, "n_layers: expected a positive integer"),
     ({"vocab_size": 65.0}, "vocab_size: expected a positive integer"),
     ({"context": True}, "context: expected a positive integer"),
-    ({"positional": "alibi"}, r"positional: expected one of \('learned', 'sinusoidal'\), got 'alibi'"),
-    ({"positional": "rotary"}, "rotary position embeddings .* are not implemented yet"),
+    ({"positional": "alibi"}, r"positional: expected one of \('learned', 'sinusoidal', 'rotary'\), got 'alibi'"),
+    ({"positional": "rotary", "d_model": 36, "n_heads": 4}, "expected an even head width"),
     ({"positional": "sinusoidal", "d_model": 33, "n_heads": 3}, "even width"),
     ({"dropout": 1.0}, r"dropout: expected a rate in \[0, 1\), got 1.0"),
     ({"dropout": -0.1}, r"dropout: expected a rate in \[0, 1\)"),
-    ({"dropout": 0.1}, "dropout=0.1 is not supported"),
-    ({"bias": False}, "bias=False is not supported"),
     ({"eps": 0.0}, "eps: expected a finite number > 0"),
     ({"init_std": -0.02}, "init_std: expected a finite number > 0"),
     ({"pe_base": float("inf")}, "pe_base: expected a finite number > 0"),
@@ -344,9 +342,72 @@ def test_adamw_steps_reduce_the_loss_on_a_fixed_batch():
 
 
 def test_activation_is_a_validated_config_field_and_gpt2_presets_use_gelu():
-    assert GPTConfig.preset("gpt2-small").activation == "gelu"
+    assert all(GPTConfig.preset(n).activation == "gelu_tanh" for n in PRESETS if n.startswith("gpt2"))
     assert GPTConfig.tiny().activation == "relu"
     with pytest.raises(ValueError, match="activation: expected one of"):
         GPTConfig.tiny(activation="swish")
     model = GPT(GPTConfig.tiny(activation="gelu"), rngs=nnx.Rngs(0))
     assert all(b.ffn.activation == "gelu" for b in model.blocks)
+
+
+# --- biases and dropout ----------------------------------------------------------------------------
+
+
+def test_without_biases_the_count_drops_by_the_formula():
+    config = dataclasses.replace(TINY, bias=False)
+    model = tiny_model(bias=False)
+    assert count_parameters(model) == _formula(config)
+    assert count_parameters(tiny_model()) - count_parameters(model) == TINY.n_layers * (TINY.d_ff + 7 * TINY.d_model) \
+        + TINY.d_model
+    names = {"/".join(map(str, path)) for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+    assert not [n for n in names if n.rsplit("/", 1)[-1].startswith(("b_", "beta"))]
+    assert np.isfinite(np.asarray(model(TOKENS))).all()
+
+
+def test_dropout_only_with_a_key():
+    model = tiny_model(dropout=0.25)
+    plain = tiny_model()
+    key = jax.random.key(3)
+    forward = nnx.jit(lambda m, x, k: m(x, dropout_key=k))
+    np.testing.assert_array_equal(np.asarray(model(TOKENS)), np.asarray(plain(TOKENS)))  # no key: no dropout
+    a, b = forward(model, TOKENS, key), forward(model, TOKENS, key)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the key decides the masks
+    c = forward(model, TOKENS, jax.random.key(4))
+    assert not np.allclose(np.asarray(a), np.asarray(c))
+    assert not np.allclose(np.asarray(a), np.asarray(plain(TOKENS)))
+    no_key = nnx.jit(lambda m, x: m(x))
+    np.testing.assert_array_equal(np.asarray(forward(plain, TOKENS, key)), np.asarray(no_key(plain, TOKENS)))  # rate 0
+
+
+# --- rotary positions ------------------------------------------------------------------------------
+
+
+def test_rotary_model_equals_blocks_with_rotated_queries_and_keys():
+    """A rotary GPT adds no position vectors and rotates q and k in every block; it is causal and has no wpe."""
+    model = tiny_model(positional="rotary")
+    assert not hasattr(model, "wpe")
+    c = model.config
+    cos, sin = rotary_tables(jnp.arange(T), head_dim=c.d_model // c.n_heads, base=c.pe_base)
+    x = model.wte[...][TOKENS]
+    for block in model.blocks:
+        x = transformer_block(x, **block.params(), n_heads=c.n_heads, eps=c.eps, mask=causal_mask(T, T),
+                              activation=c.activation, rope=functools.partial(apply_rotary, cos=cos, sin=sin))
+    expected = lm_logits(x, model.ln_f.gamma[...], model.ln_f.beta[...], model.wte[...].T, eps=c.eps)
+    np.testing.assert_allclose(np.asarray(model(TOKENS)), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_rotary_model_sees_relative_positions_only():
+    """A sequence at positions 0..3 and the same sequence at positions 3..6 (behind a prefix that attention
+    cannot see) give the same logits: with rotary positions only differences of positions matter."""
+    model = tiny_model(positional="rotary")
+    c = model.config
+    seq = TOKENS[0, :4]
+    full = jnp.concatenate([TOKENS[1, :3], seq])  # three tokens, then the sequence at positions 3..6
+    cos, sin = rotary_tables(jnp.arange(full.shape[0]), head_dim=c.d_model // c.n_heads, base=c.pe_base)
+    mask = causal_mask(7, 7) & (jnp.arange(7)[None, :] >= 3)  # the prefix hidden from every query
+    x = model.wte[...][full]
+    for block in model.blocks:
+        x = transformer_block(x, **block.params(), n_heads=c.n_heads, eps=c.eps, mask=mask,
+                              activation=c.activation, rope=functools.partial(apply_rotary, cos=cos, sin=sin))
+    shifted = lm_logits(x, model.ln_f.gamma[...], model.ln_f.beta[...], model.wte[...].T, eps=c.eps)[3:]
+    np.testing.assert_allclose(np.asarray(shifted), np.asarray(model(seq)), rtol=1e-4, atol=1e-5)
