@@ -1,8 +1,9 @@
-"""Tests for experiments/train.py: config checks, the optimizer, the pure step, and the loop."""
+"""Tests for experiments/train.py (config checks, the optimizer, the pure step, the loop) and experiments/peak.py."""
 
 import dataclasses
 import json
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,8 @@ import optax
 import pytest
 from flax import nnx
 
+from experiments import peak
+from experiments.checkpoint import Checkpoints, all_finite
 from experiments.data import TokenData
 from experiments.train import (
     TrainConfig,
@@ -40,15 +43,18 @@ def _split(seed=0):
 
 
 RUN = TrainConfig.preset("tiny", steps=30, warmup_steps=3, lr=1e-2, eval_every=10, log_every=1)
+FLOPS_PER_TOKEN = 1.5e5  # any positive number: the test checks the arithmetic of mfu, not the count
 
 
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory):
-    """The same 30-step run twice: (result, metrics rows, out_dir) for each."""
+    """The same 30-step run twice, the second with ``flops_per_token``: (result, metrics rows, out_dir) each."""
     out = []
-    for name in ("a", "b"):
+    for name, flops in (("a", None), ("b", FLOPS_PER_TOKEN)):
         folder = tmp_path_factory.mktemp(name)
-        result = train(MODEL, RUN, data, out_dir=folder, progress=False)
+        with jax.default_matmul_precision("highest"):  # as in the tests (conftest.py): one compilation for all
+            result = train(MODEL, RUN, data, out_dir=folder, progress=False, flops_per_token=flops,
+                           figures=name == "a")
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         out.append((result, rows, folder))
     return out
@@ -150,9 +156,17 @@ def test_schedule_points():
 
 
 def test_nan_loss_stops_naming_step(data, tmp_path):
-    tc = TrainConfig.preset("tiny", steps=10, warmup_steps=0, lr=1e30, grad_clip=1e30, eval_every=10)
-    with pytest.raises(ValueError, match=r"step \d+: the training loss is (nan|inf|-inf)"):
+    """The run stops at the first non-finite loss; the newest checkpoint is the finite state before it."""
+    tc = TrainConfig.preset("tiny", steps=10, warmup_steps=0, lr=1e30, grad_clip=1e30, eval_every=10,
+                            checkpoint_every=1)
+    with pytest.raises(ValueError, match=r"step \d+: the training loss is (nan|inf|-inf)") as info:
         train(MODEL, tc, data, out_dir=tmp_path, progress=False)
+    bad_step = int(re.match(r"step (\d+):", str(info.value)).group(1))
+    assert bad_step > 1 and f"the newest checkpoint is step {bad_step - 1}" in str(info.value)
+    _, params = _split()
+    with Checkpoints(tmp_path / "checkpoints", keep=tc.keep_checkpoints) as ckpts:
+        restored = ckpts.restore(params, make_optimizer(tc).init(params))
+    assert restored.step == bad_step - 1 and all_finite((restored.params, restored.opt_state))
 
 
 def test_eval_loss_nan_params(data):
@@ -166,10 +180,105 @@ def test_eval_loss_nan_params(data):
     ("steps", 0), ("batch_size", -1), ("grad_accum", 1.5), ("lr", 0.0), ("lr", math.nan),
     ("min_lr", 1.0), ("warmup_steps", 40), ("warmup_steps", -1), ("weight_decay", -0.1),
     ("beta1", 1.0), ("beta2", -0.1), ("grad_clip", 0.0), ("eval_every", 0), ("seed", -1), ("log_every", True),
+    ("checkpoint_every", 0), ("keep_checkpoints", -2),
 ])
 def test_bad_config_is_value_error(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig.preset("tiny", **{field: value})
+
+
+def test_results_json_and_figures(runs):
+    result, rows, folder = runs[0]
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved == {k: v for k, v in result.items() if k != "params"}
+    assert (saved["steps"], saved["total_steps"], saved["complete"], saved["resumed_from"]) == (30, 30, True, None)
+    assert saved["elapsed_s"] == saved["session_s"] > 0 and saved["tokens_per_s"] > 0
+    assert saved["steady_tokens_per_s"] > 0 and saved["mfu"] is None and saved["flops_per_token"] is None
+    assert saved["peak"]["source"].startswith(("measured", "datasheet", "given")) and saved["peak"]["flops_per_s"] > 0
+    assert saved["checkpoint"] == str((folder / "checkpoints" / "30").absolute())
+    assert Checkpoints(folder / "checkpoints", keep=3).steps() == [20, 30]  # the tiny preset: every 20 steps
+    assert saved["figures"] == [str(folder / "loss.png"), str(folder / "loss.svg")]
+    assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (runs[1][2] / "loss.png").exists()  # figures=False
+    assert "mfu" not in rows[0]
+
+
+def test_mfu_in_metrics_and_results(runs):
+    """mfu = tokens_per_s * flops_per_token / peak, on every line and (from the steady rate) in the results."""
+    result, rows, _ = runs[1]
+    peak_flops = result["peak"]["flops_per_s"]
+    for r in rows:
+        np.testing.assert_allclose(r["mfu"], r["tokens_per_s"] * FLOPS_PER_TOKEN / peak_flops, rtol=1e-12)
+    np.testing.assert_allclose(result["mfu"], result["steady_tokens_per_s"] * FLOPS_PER_TOKEN / peak_flops,
+                               rtol=1e-12)
+    assert result["flops_per_token"] == FLOPS_PER_TOKEN
+
+
+def test_peak_given_overrides(data, tmp_path):
+    """``peak_flops`` replaces the device's peak; with 1 FLOP/s the MFU is tokens/s × FLOPs per token."""
+    result = train(MODEL, RUN, data, out_dir=tmp_path, progress=False, stop_at=2, flops_per_token=2.0,
+                   peak_flops=1.0, figures=False)
+    assert result["peak"]["source"] == "given" and result["peak"]["flops_per_s"] == 1.0
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    np.testing.assert_allclose(row["mfu"], 2.0 * row["tokens_per_s"], rtol=1e-12)
+
+
+def test_step_shared_by_configs_differing_in_bookkeeping():
+    graphdef, _ = _split()
+    other = dataclasses.replace(RUN, log_every=7, eval_every=3, eval_batches=1, checkpoint_every=2,
+                                keep_checkpoints=9, seed=5)
+    assert make_train_step(graphdef, RUN).args == make_train_step(graphdef, other).args
+    assert make_train_step(graphdef, RUN).args != make_train_step(graphdef, dataclasses.replace(RUN, lr=2e-2)).args
+
+
+def test_config_from_dict():
+    assert TrainConfig.from_dict(json.loads(json.dumps(RUN.to_dict()))) == RUN
+    with pytest.raises(ValueError, match=r"missing keys \['seed'\], unknown keys \['colour'\]"):
+        TrainConfig.from_dict({**{k: v for k, v in RUN.to_dict().items() if k != "seed"}, "colour": 1})
+    with pytest.raises(TypeError, match="dict"):
+        TrainConfig.from_dict([1])
+
+
+def test_datasheet_peaks():
+    h100 = "NVIDIA H100 80GB HBM3"
+    assert peak.datasheet_peak(h100, "bfloat16")[0] == 989e12
+    assert peak.datasheet_peak(h100, "tf32")[0] == 494.7e12
+    assert peak.datasheet_peak("NVIDIA H100 PCIe", "bfloat16")[0] == 756e12
+    assert peak.datasheet_peak("NVIDIA H200", "bfloat16")[0] == 989e12
+    assert peak.datasheet_peak("NVIDIA A100-SXM4-80GB", "bfloat16")[0] == 312e12
+    assert peak.datasheet_peak("NVIDIA L4", "bfloat16")[0] == 121e12
+    assert peak.datasheet_peak("NVIDIA L40S", "bfloat16")[0] == 362.05e12  # not L4's
+    assert peak.datasheet_peak("NVIDIA A10", "float32")[0] == 31.2e12  # not A100's
+    assert "dense" in peak.datasheet_peak(h100, "float32")[1]
+    assert peak.datasheet_peak("NVIDIA GeForce GTX 480", "bfloat16") is None
+    assert peak.datasheet_peak("TPU v4", "tf32") is None  # no such arithmetic listed
+    with pytest.raises(ValueError, match="dtype"):
+        peak.datasheet_peak(h100, "int8")
+
+
+def test_matmul_dtype():
+    assert peak.matmul_dtype("float32", "gpu", "default") == "tf32"
+    assert peak.matmul_dtype("float32", "gpu", "highest") == "float32"
+    assert peak.matmul_dtype("float32", "cpu", "default") == "float32"
+    assert peak.matmul_dtype("float32", "tpu", "default") == "bfloat16"
+    assert peak.matmul_dtype(jnp.bfloat16, "gpu") == "bfloat16"
+    with jax.default_matmul_precision("highest"):  # None: the precision in effect
+        assert peak.matmul_dtype("float32", "gpu") == "float32"
+    with pytest.raises(ValueError, match="param_dtype"):
+        peak.matmul_dtype("int32", "gpu")
+
+
+def test_cpu_peak_is_measured_once():
+    cpu = jax.devices("cpu")[0]
+    first = peak.peak_flops(cpu)
+    assert first.platform == "cpu" and first.source.startswith("measured") and first.flops_per_s > 1e6
+    assert peak.peak_flops(cpu) is first  # cached for the process
+    given = peak.peak_flops(cpu, override=5e12)
+    assert (given.flops_per_s, given.source) == (5e12, "given")
+    with pytest.raises(ValueError, match="override"):
+        peak.peak_flops(cpu, override=0)
+    with pytest.raises(ValueError, match="tf32"):
+        peak.measure_matmul_peak(cpu, dtype="tf32")
 
 
 def test_bad_inputs(data, tmp_path):
@@ -186,13 +295,31 @@ def test_bad_inputs(data, tmp_path):
 def test_presets():
     s = TrainConfig.preset("shakespeare-char")
     assert (s.batch_size, s.lr, s.min_lr, s.warmup_steps, s.steps, s.weight_decay, s.beta2, s.grad_clip,
-            s.eval_every) == (12, 1e-3, 1e-4, 100, 2000, 0.1, 0.99, 1.0, 250)
+            s.eval_every, s.checkpoint_every, s.keep_checkpoints) == (12, 1e-3, 1e-4, 100, 2000, 0.1, 0.99, 1.0, 250,
+                                                                    250, 3)
+    assert (TrainConfig.tiny().checkpoint_every, TrainConfig.tiny().keep_checkpoints) == (20, 3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.steps = 3  # type: ignore[misc]
 
 
-def test_progress_shows_loss(data, tmp_path, capsys):
-    """With ``progress=True`` the loss is shown: on a tqdm bar (stderr) or as printed lines (stdout)."""
-    train(MODEL, RUN, data, out_dir=tmp_path, progress=True)  # RUN's step is already compiled
+def test_progress_shows_loss_tokens_and_mfu(data, tmp_path, capsys):
+    """With ``progress=True`` loss, tokens/s and MFU are shown: on a tqdm bar (stderr) or printed lines (stdout)."""
+    train(MODEL, RUN, data, out_dir=tmp_path, progress=True, flops_per_token=FLOPS_PER_TOKEN, figures=False)
     captured = capsys.readouterr()
-    assert "loss" in captured.out + captured.err
+    shown = captured.out + captured.err
+    assert "loss" in shown and ("tok_s" in shown or "tokens/s" in shown) and "mfu" in shown
+
+
+def test_dropout_trains_deterministically_and_changes_the_losses(data, tmp_path, runs):
+    """Dropout draws its masks from (seed, step): two runs agree bit for bit, and differ from a run without it."""
+    model = dataclasses.replace(MODEL, dropout=0.2)
+    short = dataclasses.replace(RUN, steps=8, eval_every=8, checkpoint_every=8)
+    losses = []
+    for name in ("a", "b"):
+        with jax.default_matmul_precision("highest"):
+            train(model, short, data, out_dir=tmp_path / name, progress=False, figures=False)
+        losses.append([json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()])
+    assert losses[0] == losses[1]
+    assert all(math.isfinite(v) for v in losses[0])
+    without = [r["loss"] for r in runs[0][1][:8]]
+    assert losses[0][0] == pytest.approx(without[0], rel=0.2) and losses[0] != without
