@@ -4,6 +4,12 @@
     verify derivations and print one row each; exit status 1 if any check fails.
 ``tfd derive ID [--latex]`` / ``tfd derive --list``
     print a derivation's statement and steps, or list every id by week.
+``tfd info --preset NAME``
+    parameters (formula and built model), training FLOPs per token, memory.
+``tfd train [--preset shakespeare-char] [--data PATH] [--resume runs/NAME]``
+    train a GPT on the built-in Shakespeare corpus (or your text), with checkpoints.
+``tfd sample --run runs/NAME --prompt TEXT``
+    generate text from a trained run with a KV cache.
 """
 
 from __future__ import annotations
@@ -129,6 +135,136 @@ def cmd_derive(args) -> int:
     return 0
 
 
+def _train_preset(model_preset: str, train_preset: str | None) -> str:
+    from experiments.train import PRESETS as TRAIN_PRESETS
+
+    name = train_preset or model_preset
+    if name not in TRAIN_PRESETS:
+        raise SystemExit(f"tfd: no training preset named {name!r}; pass --train-preset with one of "
+                         f"{', '.join(TRAIN_PRESETS)}")
+    return name
+
+
+def _flops_per_token(c) -> int:
+    from model.cost import train_flops_per_token
+
+    return train_flops_per_token(c.vocab_size, c.context, c.d_model, c.n_heads, c.d_ff, c.n_layers,
+                                 tie_embeddings=c.tie_embeddings, learned_positions=c.positional == "learned",
+                                 biases=c.bias)
+
+
+def cmd_info(args) -> int:
+    from experiments.info import format_info, info
+    from experiments.train import TrainConfig
+    from model.gpt import GPTConfig
+
+    try:
+        config = GPTConfig.preset(args.preset)
+        tc = TrainConfig.preset(_train_preset(args.preset, args.train_preset)) if (
+            args.train_preset or args.preset in _train_presets()) else None
+    except ValueError as e:
+        raise SystemExit(f"tfd info: {e}") from None
+    print(format_info(info(config, train_config=tc)))
+    return 0
+
+
+def _train_presets():
+    from experiments.train import PRESETS as TRAIN_PRESETS
+
+    return TRAIN_PRESETS
+
+
+def _summary(result: dict, run_dir) -> None:
+    keys = [("steps", "steps", "{}"), ("train_loss", "train loss", "{:.4f}"), ("val_loss", "val loss", "{:.4f}"),
+            ("tokens_per_s", "tokens/s", "{:.0f}"), ("mfu", "MFU", "{:.1%}")]
+    parts = [f"{label} {fmt.format(result[k])}" for k, label, fmt in keys if result.get(k) is not None]
+    print(", ".join(parts))
+    print(f"run folder: {run_dir} (config.json, metrics.jsonl, checkpoints/, loss.png, loss.svg, results.json)")
+    print(f"sample from it: tfd sample --run {run_dir} --prompt \"ROMEO:\"")
+
+
+def cmd_train(args) -> int:
+    from pathlib import Path
+
+    from experiments.runs import open_run, prepare_run, read_configs
+    from experiments.train import TrainConfig, TrainingInterrupted, resume, train
+    from model.gpt import PRESETS as MODEL_PRESETS
+    from model.gpt import GPTConfig
+
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if args.data or args.name or args.steps or args.overwrite:
+                raise SystemExit("tfd train --resume: the run's own corpus and configs are used; "
+                                 "do not combine it with --data, --name, --steps or --overwrite")
+            _, data = open_run(run_dir)
+            model_config, _ = read_configs(run_dir)
+            print(f"resuming {run_dir}")
+            result = resume(run_dir, data, progress=not args.quiet, stop_at=args.stop_at,
+                            flops_per_token=_flops_per_token(model_config))
+        else:
+            if args.preset not in MODEL_PRESETS:
+                raise SystemExit(f"tfd train: unknown preset {args.preset!r}; expected one of "
+                                 f"{', '.join(MODEL_PRESETS)}")
+            train_name = _train_preset(args.preset, args.train_preset)
+            run_dir = Path(args.runs_dir) / (args.name or args.preset)
+            if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) \
+                    and not args.overwrite:
+                raise SystemExit(f"tfd train: {run_dir} already holds a run with checkpoints; continue it with "
+                                 f"`tfd train --resume {run_dir}`, choose another --name, or pass --overwrite")
+            kind = args.tokenizer or ("gpt2" if args.preset.startswith("gpt2") else "char")
+            print(f"preparing {'the built-in Shakespeare corpus' if args.data is None else args.data} "
+                  f"with the {kind} tokenizer into {run_dir}")
+            tok, data = prepare_run(run_dir, data=args.data, tokenizer=kind)
+            model_config = GPTConfig.preset(args.preset, vocab_size=tok.vocab_size)
+            overrides = {"steps": args.steps} if args.steps else {}
+            if args.steps:
+                base = TrainConfig.preset(train_name)
+                overrides["warmup_steps"] = min(base.warmup_steps, max(args.steps // 10, 0))
+            train_config = TrainConfig.preset(train_name, **overrides)
+            print(f"model {args.preset}: {model_config}\ntraining {train_name}: {train_config}")
+            result = train(model_config, train_config, data, out_dir=run_dir, progress=not args.quiet,
+                           stop_at=args.stop_at, overwrite=args.overwrite,
+                           flops_per_token=_flops_per_token(model_config))
+    except TrainingInterrupted as e:
+        where = f"checkpoint at step {e.step} in {e.checkpoint}" if e.checkpoint else "no checkpoint"
+        print(f"\ninterrupted at step {e.step}: {where}; continue with `tfd train --resume {e.out_dir}`",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"tfd train: {e}") from None
+    _summary(result, run_dir)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import warnings
+
+    from experiments.runs import load_model, open_run
+    from model.generate import generate
+
+    try:
+        tok, _ = open_run(args.run)
+        model, step = load_model(args.run)
+        ids = tok.encode(args.prompt)
+        if not ids:
+            raise ValueError(f"--prompt: expected text that encodes to at least one token, got {args.prompt!r}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = generate(model, [ids] * args.num_samples, args.max_new_tokens, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"tfd sample: {e}") from None
+    print(f"# {args.run}, checkpoint at step {step}", file=sys.stderr)
+    for i, row in enumerate(out.tolist()):
+        if i:
+            print("\n" + "-" * 40)
+        print(tok.decode(row))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfd", description="transformer-derivations: verified transformer equations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +280,38 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--latex", action="store_true", help="print LaTeX instead of Unicode pretty printing")
     d.add_argument("--list", action="store_true", help="list every derivation id by week")
     d.set_defaults(func=cmd_derive)
+
+    i = sub.add_parser("info", help="parameters, training FLOPs per token and memory of a model preset")
+    i.add_argument("--preset", default="gpt2-small", help="model preset (default: gpt2-small)")
+    i.add_argument("--train-preset", help="training preset for the per-step figures (default: the same name, "
+                                          "when there is one)")
+    i.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("train", help="train a GPT (default: shakespeare-char on the built-in corpus)")
+    t.add_argument("--preset", default="shakespeare-char", help="model preset (default: shakespeare-char)")
+    t.add_argument("--train-preset", help="training preset (default: the model preset's name)")
+    t.add_argument("--data", help="a UTF-8 text file or folder of text files (default: the built-in Shakespeare)")
+    t.add_argument("--tokenizer", choices=("char", "gpt2"), help="default: gpt2 for gpt2-* presets, else char")
+    t.add_argument("--name", help="run name (default: the preset); the run folder is RUNS_DIR/NAME")
+    t.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    t.add_argument("--steps", type=int, help="override the number of optimizer steps")
+    t.add_argument("--stop-at", type=int, help="stop after this step with a checkpoint (finish later with --resume)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has checkpoints")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate text from a trained run")
+    s.add_argument("--run", required=True, help="the run folder (runs/NAME)")
+    s.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding (default 0.8)")
+    s.add_argument("--top-k", type=int, default=None, help="keep only the k most probable tokens")
+    s.add_argument("--top-p", type=float, default=None, help="nucleus sampling: keep the smallest set with mass >= p")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num-samples", type=int, default=1)
+    s.add_argument("--no-cache", action="store_true", help="recompute the whole window every token")
+    s.set_defaults(func=cmd_sample)
     return parser
 
 

@@ -49,3 +49,60 @@ def test_every_derivation_prints_pretty_and_latex_and_its_statement_as_mathml(de
     assert main(["derive", derivation_id, "--latex"]) == 0
     assert sp.mathml(derivations.get(derivation_id).statement, printer="presentation")
     assert derivation_id in capsys.readouterr().out
+
+
+# --- train, sample, info ---------------------------------------------------------------------------
+
+TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 40
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """`tfd train --preset tiny` on a small text file: stopped at step 6, then resumed to the end (12 steps)."""
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "corpus.txt"
+    corpus.write_text(TEXT)
+    args = ["train", "--preset", "tiny", "--data", str(corpus), "--runs-dir", str(root / "runs"), "--steps", "12",
+            "--quiet"]
+    assert main([*args, "--stop-at", "6"]) == 0
+    run = root / "runs" / "tiny"
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    return root, run, args
+
+
+def test_train_writes_the_run_and_resumes_to_the_end(trained, capsys):
+    import json
+
+    root, run, args = trained
+    for name in ("config.json", "metrics.jsonl", "tokenizer.json", "loss.png", "loss.svg", "results.json"):
+        assert (run / name).is_file(), name
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 12
+    with pytest.raises(SystemExit, match="already holds a run with checkpoints"):
+        main(args)  # a second fresh start would lose the first run
+
+
+def test_sample_continues_a_prompt(trained, capsys):
+    _, run, _ = trained
+    assert main(["sample", "--run", str(run), "--prompt", "To be", "--max-new-tokens", "12", "--temperature", "0"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out.rstrip("\n")
+    assert text.startswith("To be") and len(text) == len("To be") + 12
+    assert "checkpoint at step 12" in captured.err
+
+
+def test_sample_rejects_characters_the_run_never_saw(trained):
+    _, run, _ = trained
+    with pytest.raises(SystemExit, match="tfd sample: .*'Z'"):
+        main(["sample", "--run", str(run), "--prompt", "Zebra"])
+
+
+def test_sample_needs_a_run(tmp_path):
+    with pytest.raises(SystemExit, match="no run folder"):
+        main(["sample", "--run", str(tmp_path / "none"), "--prompt", "a"])
+
+
+def test_info_prints_counts_and_memory(capsys):
+    assert main(["info", "--preset", "gpt2-small"]) == 0
+    out = capsys.readouterr().out
+    assert "124,439,808" in out and "equal" in out
