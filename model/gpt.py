@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 #: the positional encodings a GPT can use
-POSITIONAL = ("learned", "sinusoidal", "rotary")
+POSITIONAL = ("learned", "sinusoidal", "rotary", "none")
 
 
 def _check_positive_number(name: str, value) -> float:
@@ -112,7 +112,9 @@ class GPTConfig:
     n_layers: int
     """L: the number of transformer blocks."""
     positional: str = "learned"
-    """``"learned"`` (a trained ``[T, D]`` table, as GPT-2), ``"sinusoidal"`` (fixed, added) or ``"rotary"`` (RoPE)."""
+    """``"learned"`` (a trained ``[T, D]`` table, as GPT-2), ``"sinusoidal"`` (fixed, added), ``"rotary"`` (RoPE) or ``"none"``.
+
+    With ``"none"`` the only source of order is the causal mask (an ablation baseline)."""
     pe_base: float = 10000.0
     """The base of the geometric frequencies of ``"sinusoidal"`` and ``"rotary"`` (10000 in both papers)."""
     tie_embeddings: bool = True
@@ -495,7 +497,7 @@ class GPT(nnx.Module):
         dtype = self.wte[...].dtype
         if c.positional == "learned":
             return jax.lax.dynamic_slice_in_dim(self.wpe[...], start, n, axis=0)
-        if c.positional == "rotary":
+        if c.positional in ("rotary", "none"):
             return jnp.zeros((n, c.d_model), dtype)
         p = jnp.asarray(start, jnp.int32) + jnp.arange(n, dtype=jnp.int32)
         return sinusoidal_encoding(p, d_model=c.d_model, base=c.pe_base, dtype=dtype)

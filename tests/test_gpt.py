@@ -263,7 +263,7 @@ def test_embed_shape_errors():
     ({"n_layers": -1}, "n_layers: expected a positive integer"),
     ({"vocab_size": 65.0}, "vocab_size: expected a positive integer"),
     ({"context": True}, "context: expected a positive integer"),
-    ({"positional": "alibi"}, r"positional: expected one of \('learned', 'sinusoidal', 'rotary'\), got 'alibi'"),
+    ({"positional": "alibi"}, r"positional: expected one of \('learned', 'sinusoidal', 'rotary', 'none'\), got 'alibi'"),
     ({"positional": "rotary", "d_model": 36, "n_heads": 4}, "expected an even head width"),
     ({"positional": "sinusoidal", "d_model": 33, "n_heads": 3}, "even width"),
     ({"dropout": 1.0}, r"dropout: expected a rate in \[0, 1\), got 1.0"),
@@ -411,3 +411,12 @@ def test_rotary_model_sees_relative_positions_only():
                               activation=c.activation, rope=functools.partial(apply_rotary, cos=cos, sin=sin))
     shifted = lm_logits(x, model.ln_f.gamma[...], model.ln_f.beta[...], model.wte[...].T, eps=c.eps)[3:]
     np.testing.assert_allclose(np.asarray(shifted), np.asarray(model(seq)), rtol=1e-4, atol=1e-5)
+
+
+def test_no_positions_has_no_table_and_runs():
+    """positional="none": no [T, D] table, nothing added to the embeddings; the first row sees its token only."""
+    model = tiny_model(positional="none")
+    assert count_parameters(model) == count_parameters(tiny_model()) - TINY.context * TINY.d_model
+    a = np.asarray(model(TOKENS))
+    b = np.asarray(model(TOKENS[:, :1]))
+    np.testing.assert_allclose(a[:, 0], b[:, 0], rtol=1e-5, atol=1e-6)
