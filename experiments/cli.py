@@ -10,6 +10,10 @@
     train a GPT on the built-in Shakespeare corpus (or your text), with checkpoints.
 ``tfd sample --run runs/NAME --prompt TEXT``
     generate text from a trained run with a KV cache.
+``tfd experiment NAME [--scale N]`` / ``tfd experiment --list``
+    run one week's experiment into runs/NAME (results.json and figures).
+``tfd course``
+    verify, train the shared GPT once, run every experiment, write runs/course/index.json.
 """
 
 from __future__ import annotations
@@ -265,6 +269,47 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from pathlib import Path
+
+    from experiments import weekly
+
+    if args.list or not args.name:
+        if not args.list:
+            print("tfd experiment: give an experiment name; the known ones are:", file=sys.stderr)
+        for name in sorted(weekly.EXPERIMENTS, key=lambda n: (weekly.get(n).WEEK, n)):
+            module = weekly.get(name)
+            print(f"week {module.WEEK:>2}  {name:<12} {module.TITLE}")
+        return 0 if args.list else 2
+    try:
+        module = weekly.get(args.name)
+        out = Path(args.out) if args.out else Path(args.runs_dir) / args.name
+        start = time.perf_counter()
+        module.run(out, scale=args.scale, seed=args.seed, progress=not args.quiet)
+    except ValueError as e:
+        raise SystemExit(f"tfd experiment: {e}") from None
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"{args.name} (week {module.WEEK}) done in {time.perf_counter() - start:.0f} s: {out} holds "
+          f"{', '.join(files)}")
+    return 0
+
+
+def cmd_course(args) -> int:
+    from experiments.course import run_course
+
+    try:
+        index = run_course(args.runs_dir, tiny=args.tiny, progress=not args.quiet, only=args.only or None)
+    except ValueError as e:
+        raise SystemExit(f"tfd course: {e}") from None
+    for week in index["weeks"]:
+        for e in week["experiments"]:
+            print(f"week {week['week']:>2}  {e['name']:<12} {'ok' if e['ok'] else 'FAILED'}  {e['seconds']:.0f} s")
+    v = index["verify"]
+    print(f"{v['verified']}/{v['derivations']} derivations verified; {'everything ran' if index['ok'] else 'FAILED'} "
+          f"in {index['seconds']:.0f} s; index: {args.runs_dir}/course/index.json")
+    return 0 if index["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfd", description="transformer-derivations: verified transformer equations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=int, default=1)
     s.add_argument("--no-cache", action="store_true", help="recompute the whole window every token")
     s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("experiment", help="run one week's experiment (results.json and figures)")
+    e.add_argument("name", nargs="?", help="experiment name (see --list)")
+    e.add_argument("--list", action="store_true", help="list the experiments by week")
+    e.add_argument("--scale", type=int, default=1, help="1 = the small CPU default; larger for accelerators")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", help="output folder (default: RUNS_DIR/NAME)")
+    e.add_argument("--runs-dir", default="runs")
+    e.add_argument("--quiet", action="store_true", help="no progress display")
+    e.set_defaults(func=cmd_experiment)
+
+    c = sub.add_parser("course", help="verify, train the shared GPT once, run every weekly experiment")
+    c.add_argument("--runs-dir", default="runs")
+    c.add_argument("--only", nargs="*", help="run only these experiments")
+    c.add_argument("--tiny", action="store_true", help="everything at its tiny size (a smoke test)")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_course)
     return parser
 
 

@@ -106,3 +106,17 @@ def test_info_prints_counts_and_memory(capsys):
     assert main(["info", "--preset", "gpt2-small"]) == 0
     out = capsys.readouterr().out
     assert "124,439,808" in out and "equal" in out
+
+
+def test_experiment_list_and_unknown_name(capsys):
+    assert main(["experiment", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "sdpa" in out and "comparison" in out
+    with pytest.raises(SystemExit, match="unknown experiment 'nope'"):
+        main(["experiment", "nope"])
+
+
+def test_experiment_runs_into_its_folder(tmp_path, capsys):
+    assert main(["experiment", "comparison", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    assert (tmp_path / "c" / "results.json").is_file()
+    assert "comparison (week 2) done" in capsys.readouterr().out

@@ -1,0 +1,32 @@
+"""`tfd course`: the verification summary, the shared GPT, the experiments and index.json."""
+
+import json
+
+import pytest
+
+from experiments.cli import main
+from experiments.course import run_course
+
+
+def test_course_writes_an_index_of_what_ran(tmp_path):
+    index = run_course(tmp_path, tiny=True, progress=False, only=["comparison"],
+                       verify_ids=["attention.scores"])
+    saved = json.loads((tmp_path / "course" / "index.json").read_text())
+    assert saved["ok"] and index["ok"]
+    assert saved["verify"] == {**saved["verify"], "derivations": 1, "verified": 1, "failed": []}
+    assert [w["week"] for w in saved["weeks"]] == [2]
+    for week in saved["weeks"]:
+        for e in week["experiments"]:
+            assert e["results"] and e["figures"], e
+    assert (tmp_path / "shared-gpt-tiny" / "checkpoints").is_dir()
+
+
+def test_course_rejects_unknown_experiments(tmp_path):
+    with pytest.raises(SystemExit, match="unknown experiment"):
+        main(["course", "--runs-dir", str(tmp_path), "--only", "nope"])
+
+
+@pytest.mark.slow
+def test_the_whole_course_at_tiny_size(tmp_path, capsys):
+    assert main(["course", "--runs-dir", str(tmp_path), "--tiny", "--quiet"]) == 0
+    assert "everything ran" in capsys.readouterr().out
