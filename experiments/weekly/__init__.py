@@ -26,10 +26,12 @@ __all__ = ["EXPERIMENTS", "get"]
 EXPERIMENTS: dict[str, str] = {
     "comparison": "experiments.weekly.comparison",
     "tokens": "experiments.weekly.tokens",
+    "embeddings": "experiments.weekly.embeddings",
     "attention": "experiments.weekly.attention",
     "sdpa": "experiments.weekly.sdpa",
     "heads": "experiments.weekly.heads",
     "positional": "experiments.weekly.positional",
+    "epilogue": "experiments.weekly.epilogue",
 }
 
 
