@@ -30,7 +30,9 @@ EXPERIMENTS: dict[str, str] = {
     "attention": "experiments.weekly.attention",
     "sdpa": "experiments.weekly.sdpa",
     "heads": "experiments.weekly.heads",
+    "ffn": "experiments.weekly.ffn",
     "positional": "experiments.weekly.positional",
+    "residual": "experiments.weekly.residual",
     "epilogue": "experiments.weekly.epilogue",
 }
 
