@@ -27,3 +27,9 @@ from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tfd-hypothesis-"))
 settings.register_profile("project", database=None, deadline=None)
 settings.load_profile("project")
+
+
+@pytest.fixture(scope="session")
+def weekly_runs(tmp_path_factory):
+    """One runs folder for the weekly experiments' tests: the tiny shared GPT is trained into it once per session."""
+    return tmp_path_factory.mktemp("weekly")

@@ -8,7 +8,8 @@ from experiments.cli import main
 from experiments.course import run_course
 
 
-def test_course_writes_an_index_of_what_ran(tmp_path):
+def test_course_writes_an_index_of_what_ran(weekly_runs):
+    tmp_path = weekly_runs  # the tiny shared GPT of the weekly tests' session
     index = run_course(tmp_path, tiny=True, progress=False, only=["comparison"],
                        verify_ids=["attention.scores"])
     saved = json.loads((tmp_path / "course" / "index.json").read_text())

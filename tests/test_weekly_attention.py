@@ -21,8 +21,8 @@ RTOL, ATOL = 1e-5, 1e-6  # float32
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("weekly") / "attention"
+def tiny_run(weekly_runs):
+    out = weekly_runs / "attention"
     return out, attention.run(out, tiny=True, progress=False)
 
 

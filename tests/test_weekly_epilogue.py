@@ -17,9 +17,9 @@ HAVE_MINILM = importlib.util.find_spec(MINILM_PACKAGE[1]) is not None
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The folder that holds the tiny shared GPT (trained once for this module) and the runs."""
-    return tmp_path_factory.mktemp("weekly")
+def runs(weekly_runs):
+    """The folder that holds the tiny shared GPT (trained once per test session) and the runs."""
+    return weekly_runs
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ STEMS = ("ffn_memory", "ffn_sparsity", "ffn_width")
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("weekly") / "ffn"   # the shared tiny GPT is trained into its parent, once
+def results(weekly_runs):
+    out = weekly_runs / "ffn"   # the shared tiny GPT is trained into its parent, once
     return out, ffn.run(out, tiny=True, progress=False)
 
 

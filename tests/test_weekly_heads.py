@@ -17,8 +17,8 @@ RTOL, ATOL = 1e-5, 1e-6  # float32
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("weekly") / "heads"
+def tiny_run(weekly_runs):
+    out = weekly_runs / "heads"
     return out, heads.run(out, tiny=True, progress=False)
 
 
