@@ -288,7 +288,7 @@ def test_traced_settings_are_not_checked_but_work():
     np.testing.assert_allclose(probs(Z, 0.9, 7, 0.6), eager, rtol=1e-5)
 
 
-@pytest.mark.parametrize("positional", ["rotary", "sinusoidal"])
+@pytest.mark.parametrize("positional", ["rotary", pytest.param("sinusoidal", marks=pytest.mark.slow)])
 def test_other_position_schemes_cached_equals_uncached(positional):
     """Rotary (positions inside attention) and sinusoidal (computed rows) models: the cache gives the tokens and
     the prefill logits of the uncached path."""

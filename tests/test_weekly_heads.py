@@ -16,6 +16,10 @@ STEMS = ("heads_patterns", "heads_ablation", "heads_count_training")
 RTOL, ATOL = 1e-5, 1e-6  # float32
 
 
+# Trains several small models: run with the slower checks (`pytest -m slow`, as .ci/run does),
+# which keeps the default suite under five minutes on two cores.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def tiny_run(weekly_runs):
     out = weekly_runs / "heads"

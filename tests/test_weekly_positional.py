@@ -12,6 +12,10 @@ STEMS = ("positional_table", "positional_gram", "positional_reversal_training", 
          "positional_learned_table")
 
 
+# Trains several small models: run with the slower checks (`pytest -m slow`, as .ci/run does),
+# which keeps the default suite under five minutes on two cores.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("positional")

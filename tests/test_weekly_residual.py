@@ -20,6 +20,10 @@ SETUP = residual.ResidualSetup.tiny()
 KW = {"n_heads": SETUP.n_heads, "eps": SETUP.eps, "activation": SETUP.activation}
 
 
+# Trains several small models: run with the slower checks (`pytest -m slow`, as .ci/run does),
+# which keeps the default suite under five minutes on two cores.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("residual")
