@@ -27,6 +27,16 @@ r"""Training a :class:`model.gpt.GPT`: config, optimizer, a pure jitted step, an
   (:func:`experiments.figures.plot_loss`) and ``results.json``;
   :func:`resume` continues a run from its newest checkpoint.
 
+Mixed precision.  ``compute_dtype="bfloat16"`` casts the float32 parameters to
+bfloat16 inside the loss (:func:`cast_params`), so the forward and backward pass run
+in bfloat16 while the parameters, their gradients and the AdamW moments stay float32;
+the logits are cast to float32 before the cross-entropy.  A 300-step run of the tiny
+GPT ends within 0.05 nats of the float32 run (``tests/test_train.py``, slow).
+
+Devices.  ``parallel="dp"`` or ``"fsdp"`` spreads the same step over every device
+with :mod:`experiments.sharding` (a 1-D mesh, the batch split over it; the state
+replicated, or sharded for FSDP); XLA's SPMD partitioner inserts the collectives.
+
 Resuming.  A checkpoint holds the parameters, the optimizer state (whose
 ``count`` is the step, and with it the learning rate) and the configs; batches
 are a pure function of ``(seed, step)``, so a resumed run repeats, bit for bit,
@@ -84,9 +94,12 @@ from model.gpt import GPT, GPTConfig, abstract_gpt
 from model.loss import cross_entropy
 
 __all__ = [
+    "COMPUTE_DTYPES",
+    "PARALLEL",
     "PRESETS",
     "TrainConfig",
     "TrainingInterrupted",
+    "cast_params",
     "decay_mask",
     "make_eval_loss",
     "make_optimizer",
@@ -96,6 +109,13 @@ __all__ = [
     "stack_micro_batches",
     "train",
 ]
+
+#: the dtypes the forward and backward pass may run in (:attr:`TrainConfig.compute_dtype`)
+COMPUTE_DTYPES = ("float32", "bfloat16")
+#: the ways a step may be spread over devices (:attr:`TrainConfig.parallel`)
+PARALLEL = ("none", "dp", "fsdp")
+#: fields that configs saved before they existed lack (their defaults apply)
+_ADDED_LATER = frozenset({"compute_dtype", "parallel"})
 
 #: preset name -> classmethod of :class:`TrainConfig`
 PRESETS = {"tiny": "tiny", "shakespeare-char": "shakespeare_char"}
@@ -168,6 +188,13 @@ class TrainConfig:
     """Save a checkpoint every this many steps (and after the last step, at ``stop_at`` and on Ctrl-C)."""
     keep_checkpoints: int = 3
     """The number of newest checkpoints kept on disk; older ones are deleted."""
+    compute_dtype: str = "float32"
+    """The dtype of the forward and backward pass: ``"float32"``, or ``"bfloat16"`` for mixed precision
+    (parameters, gradients and the optimizer state stay float32; the logits are cast to float32 for the loss)."""
+    parallel: str = "none"
+    """How the step is spread over ``jax.devices()`` (:mod:`experiments.sharding`): ``"none"`` (one device),
+    ``"dp"`` (data parallel: batch split, state replicated) or ``"fsdp"`` (batch split, parameters and
+    optimizer state sharded too); the batch size must be a multiple of the device count."""
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "log_every",
@@ -186,6 +213,10 @@ class TrainConfig:
         object.__setattr__(self, "eps", _number("eps", self.eps, 0.0, math.inf, lo_open=True, hi_open=True))
         object.__setattr__(self, "grad_clip", _number("grad_clip", self.grad_clip, 0.0, math.inf,
                                                       lo_open=True, hi_open=True))
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"parallel: expected one of {PARALLEL}, got {self.parallel!r}")
 
     @classmethod
     def tiny(cls, **overrides) -> TrainConfig:
@@ -227,6 +258,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """The config saved by :meth:`to_dict`; every field must be present and no other key.
 
+        Fields added after runs were first saved (``compute_dtype``, ``parallel``) may be
+        absent: such a run was trained with their defaults.
+
         >>> TrainConfig.from_dict(TrainConfig.tiny().to_dict()) == TrainConfig.tiny()
         True
 
@@ -237,7 +271,7 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise TypeError(f"TrainConfig.from_dict: expected a dict, got {type(data).__name__}")
         fields = [f.name for f in dataclasses.fields(cls)]
-        missing = [f for f in fields if f not in data]
+        missing = [f for f in fields if f not in data and f not in _ADDED_LATER]
         unknown = sorted(set(data) - set(fields))
         if missing or unknown:
             raise ValueError(f"TrainConfig.from_dict: missing keys {missing}, unknown keys {unknown}; "
@@ -246,7 +280,9 @@ class TrainConfig:
 
 
 #: fields the train step does not read: configs that differ only in these share one compiled step
-_BOOKKEEPING = ("eval_every", "eval_batches", "log_every", "checkpoint_every", "keep_checkpoints", "seed")
+#: (``parallel`` acts through the shardings of the step's inputs, not through its code)
+_BOOKKEEPING = ("eval_every", "eval_batches", "log_every", "checkpoint_every", "keep_checkpoints", "seed",
+                "parallel")
 
 
 def _step_key(tc: TrainConfig) -> TrainConfig:
@@ -294,16 +330,29 @@ def _step_count(opt_state) -> jax.Array:
 # --- the step -------------------------------------------------------------------------------------
 
 
-def _mean_loss(graphdef, params, x_BT, y_BT, dropout_key=None):
-    model = nnx.merge(graphdef, params)
-    return jnp.mean(cross_entropy(model(x_BT, dropout_key=dropout_key), y_BT))
+def cast_params(params, compute_dtype: str):
+    """``params`` with every floating leaf cast to ``compute_dtype`` (the forward pass of mixed precision).
+
+    The cast is differentiable: the gradient that reaches the float32 parameters is
+    the bfloat16 gradient cast back, so the optimizer updates float32 master weights.
+    """
+    if compute_dtype == "float32":
+        return params
+    dtype = jnp.dtype(compute_dtype)
+    return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+
+
+def _mean_loss(graphdef, params, x_BT, y_BT, dropout_key=None, compute_dtype: str = "float32"):
+    model = nnx.merge(graphdef, cast_params(params, compute_dtype))
+    logits = model(x_BT, dropout_key=dropout_key).astype(jnp.float32)
+    return jnp.mean(cross_entropy(logits, y_BT))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
 def _train_step(graphdef, tc: TrainConfig, optimizer, params, opt_state, batch, dropout_key=None):
     """One update; ``graphdef``, ``tc`` and ``optimizer`` are static, so equal ones share one compilation."""
     optimizer = make_optimizer(tc) if optimizer is None else optimizer
-    grad_fn = jax.value_and_grad(functools.partial(_mean_loss, graphdef))
+    grad_fn = jax.value_and_grad(functools.partial(_mean_loss, graphdef, compute_dtype=tc.compute_dtype))
     x_ABT, y_ABT = batch
     n_micro = x_ABT.shape[0]
 
@@ -354,14 +403,19 @@ def make_train_step(graphdef, tc: TrainConfig, optimizer: optax.GradientTransfor
     return functools.partial(_train_step, graphdef, _step_key(tc), optimizer)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _eval_loss(graphdef, params, x_BT, y_BT):
-    return _mean_loss(graphdef, params, x_BT, y_BT)
+@functools.partial(jax.jit, static_argnums=0, static_argnames="compute_dtype")
+def _eval_loss(graphdef, params, x_BT, y_BT, compute_dtype="float32"):
+    return _mean_loss(graphdef, params, x_BT, y_BT, compute_dtype=compute_dtype)
 
 
-def make_eval_loss(graphdef) -> Callable:
-    """The jitted ``eval_loss(params, x, y)``: the mean cross-entropy of the batch ``[B, T]``."""
-    return functools.partial(_eval_loss, graphdef)
+def make_eval_loss(graphdef, compute_dtype: str = "float32") -> Callable:
+    """The jitted ``eval_loss(params, x, y)``: the mean cross-entropy of the batch ``[B, T]``.
+
+    ``compute_dtype`` is the dtype of the forward pass (:attr:`TrainConfig.compute_dtype`).
+    """
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype: expected one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
+    return functools.partial(_eval_loss, graphdef, compute_dtype=compute_dtype)
 
 
 def stack_micro_batches(x_BT: np.ndarray, y_BT: np.ndarray, grad_accum: int) -> tuple[np.ndarray, np.ndarray]:
@@ -612,6 +666,13 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
         # committed to the device, as restored arrays are: both then share one compiled step
         params, opt_state = jax.device_put((params, opt_state), jax.devices()[0])
         start, elapsed_before = 0, 0.0
+    mesh = None
+    if tc.parallel != "none":
+        from experiments import sharding
+
+        mesh = sharding.make_mesh()
+        sharding.check_batch(tc.batch_size, mesh)
+        params, opt_state = sharding.place_state(params, opt_state, tc.parallel, mesh)
     stop = tc.steps if stop_at is None else stop_at
     if stop < start:
         raise ValueError(f"stop_at: expected a step at or after the checkpoint's step {start}, got {stop_at}")
@@ -620,7 +681,7 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
 
     peak = peak_lib.peak_flops(override=peak_flops)
     train_step = make_train_step(graphdef, tc)
-    eval_loss = make_eval_loss(graphdef)
+    eval_loss = make_eval_loss(graphdef, tc.compute_dtype)
     tokens_per_step = n_seq * block_size
 
     bar = _progress_bar(tc.steps, progress, initial=start)
@@ -641,8 +702,10 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
                 x, y = data.batch("train", n_seq, block_size, seed=tc.seed, step=step - 1)
                 dropout_key = (jax.random.fold_in(jax.random.key(tc.seed), step)
                                if model_config.dropout > 0 else None)
-                params, opt_state, metrics = train_step(params, opt_state, stack_micro_batches(x, y, tc.grad_accum),
-                                                        dropout_key)
+                batch = stack_micro_batches(x, y, tc.grad_accum)
+                if mesh is not None:
+                    batch = sharding.place_batch(batch, mesh)
+                params, opt_state, metrics = train_step(params, opt_state, batch, dropout_key)
                 loss = float(metrics["loss"])
                 if not math.isfinite(loss):
                     raise ValueError(f"step {step}: the training loss is {loss} (not finite); lower lr "

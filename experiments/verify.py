@@ -26,13 +26,22 @@ from derivations.check import gradient_reference, prove, reference, symbol_shape
 from derivations.registry import Derivation
 from experiments.properties import for_derivation
 
-__all__ = ["TOLERANCE", "Result", "resolve", "sample_inputs", "verify", "verify_all", "relative_error"]
+__all__ = ["DTYPES", "GRADIENT_TOLERANCE", "TOLERANCE", "Result", "resolve", "sample_inputs", "verify", "verify_all", "relative_error"]
 
 #: Max relative error allowed between the float64 SymPy reference and the
 #: implementation, by the dtype of the implementation's output: about 10x float32 /
 #: bfloat16 epsilon times the few roundings of a small expression.  Integer and
 #: boolean outputs must match exactly.  Never loosened to pass.
 TOLERANCE: dict[str, float] = {"float32": 1e-5, "bfloat16": 1e-2, "float64": 1e-12}
+
+#: the input dtypes :func:`verify` can run the numeric checks in (``tfd verify --dtype``)
+DTYPES = ("float32", "bfloat16")
+
+#: Max relative error of a stated gradient, by input dtype.  In float32 it is the
+#: value tolerance.  In bfloat16 every product of the forward pass and of the backward
+#: pass is rounded to an 8-bit significand (unit roundoff u = 2⁻⁸ ≈ 3.9e-3), and a
+#: gradient chains about twice as many roundings as the value: 3e-2 is about 8u.
+GRADIENT_TOLERANCE: dict[str, float] = {"float32": TOLERANCE["float32"], "bfloat16": 3e-2}
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Result:
     gradients_total: int = 0
     properties: list[tuple[str, float, float]] = field(default_factory=list)
     tolerance: float = TOLERANCE["float32"]
+    gradient_tolerance: float = GRADIENT_TOLERANCE["float32"]
     backend: str = ""
     dtype: str = "float32"
     seconds: float = 0.0
@@ -62,7 +72,7 @@ class Result:
     @property
     def gradient_ok(self) -> bool:
         return self.gradients_total == 0 or (
-            self.gradient_error is not None and self.gradient_error <= self.tolerance)
+            self.gradient_error is not None and self.gradient_error <= self.gradient_tolerance)
 
     @property
     def properties_ok(self) -> bool:
@@ -117,15 +127,21 @@ def _sample(rng: np.random.Generator, domain: str, shape: tuple[int, ...], sizes
     raise ValueError(f"unknown domain {domain!r}")
 
 
-def sample_inputs(d: Derivation, rng: np.random.Generator) -> tuple[dict, dict]:
-    """Random inputs for ``d``: (arrays for JAX in float32/bool/int32, the same values for SymPy in float64)."""
+def sample_inputs(d: Derivation, rng: np.random.Generator, dtype: str = "float32") -> tuple[dict, dict]:
+    """Random inputs for ``d``: (arrays for JAX in ``dtype``/bool/int32, the same values for SymPy in float64).
+
+    Floating inputs are rounded to ``dtype`` first, so the reference sees exactly the
+    values the implementation gets and the error measured is that of the computation.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     jax_in, ref_in = {}, {}
     for name in d.arguments:
         shape = symbol_shape(d.shapes[name], d.sizes)
         value = _sample(rng, d.domains.get(name, "normal"), shape, d.sizes)
         if value.dtype.kind == "f":
-            as32 = value.astype(np.float32)
-            jax_in[name], ref_in[name] = jnp.asarray(as32), as32.astype(np.float64)
+            rounded = jnp.asarray(value.astype(np.float32), dtype=dtype)
+            jax_in[name], ref_in[name] = rounded, np.asarray(rounded.astype(jnp.float32), dtype=np.float64)
         elif value.dtype.kind == "b":
             jax_in[name], ref_in[name] = jnp.asarray(value), value.astype(np.float64)
         else:
@@ -150,10 +166,11 @@ def _check_gradients(d: Derivation, f: Callable, jax_in: dict, ref_in: dict, rng
             return f(**others, **{g.wrt: x})
 
         if g.cotangent:
-            cot32 = rng.standard_normal(out_shape).astype(np.float32)
+            primal_dtype = jax.eval_shape(of_wrt, jax_in[g.wrt]).dtype
+            cot = jnp.asarray(rng.standard_normal(out_shape).astype(np.float32), dtype=primal_dtype)
             pull = jax.jit(lambda x, c: jax.vjp(of_wrt, x)[1](c)[0])
-            actual = pull(jax_in[g.wrt], jnp.asarray(cot32))
-            expected = expected_fn(**ref_in, **{g.cotangent: cot32.astype(np.float64)})
+            actual = pull(jax_in[g.wrt], cot)
+            expected = expected_fn(**ref_in, **{g.cotangent: np.asarray(cot.astype(jnp.float32), np.float64)})
         else:
             jac = jax.jit(jax.jacfwd(of_wrt))(jax_in[g.wrt])
             actual = np.asarray(jac).reshape(expected_fn(**ref_in).shape)
@@ -162,8 +179,16 @@ def _check_gradients(d: Derivation, f: Callable, jax_in: dict, ref_in: dict, rng
     return worst
 
 
-def verify(d: Derivation, *, symbolic: bool = True) -> Result:
-    """Verify one derivation: steps, statement, gradients and sampled checks (see the module docstring)."""
+def verify(d: Derivation, *, symbolic: bool = True, dtype: str = "float32") -> Result:
+    """Verify one derivation: steps, statement, gradients and sampled checks (see the module docstring).
+
+    ``dtype="bfloat16"`` runs the numeric and gradient checks with bfloat16 inputs
+    against the float64 reference of the same (rounded) inputs, at the bfloat16
+    tolerance ``TOLERANCE["bfloat16"]`` whatever dtype the output is promoted to;
+    the sampled checks are float32 checks and are skipped.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     start = time.perf_counter()
     r = Result(id=d.id, week=d.week, title=d.title, steps_total=len(d.steps),
                gradients_total=len(d.gradients), backend=jax.default_backend())
@@ -176,17 +201,21 @@ def verify(d: Derivation, *, symbolic: bool = True) -> Result:
                 else:
                     r.failed_steps.append(f"{step.claim}: residual {proof.residual}")
         rng = np.random.default_rng(_seed(d.id))
-        jax_in, ref_in = sample_inputs(d, rng)
+        jax_in, ref_in = sample_inputs(d, rng, dtype)
         with jax.default_matmul_precision("highest"):
             f = _bound(d)
             actual = jax.jit(f)(**jax_in)
             r.dtype = str(jnp.asarray(actual).dtype)
             # integer and boolean outputs (counts, masks) must match exactly
             r.tolerance = TOLERANCE[r.dtype] if r.dtype in TOLERANCE else 0.0
+            r.gradient_tolerance = r.tolerance
+            if dtype != "float32" and r.tolerance:
+                r.tolerance, r.dtype = TOLERANCE[dtype], f"{dtype} in, {r.dtype} out"
+                r.gradient_tolerance = GRADIENT_TOLERANCE[dtype]
             r.numeric_error = relative_error(actual, reference(d)(**ref_in))
             if d.gradients:
                 r.gradient_error = _check_gradients(d, f, jax_in, ref_in, rng)
-            for prop in for_derivation(d.id):
+            for prop in for_derivation(d.id) if dtype == "float32" else ():
                 value, tol = prop.fn(np.random.default_rng(_seed(d.id + prop.name)))
                 r.properties.append((prop.name, float(value), float(tol)))
     except Exception as e:  # reported as a failed row, never swallowed silently

@@ -61,3 +61,38 @@ def test_a_wrong_gradient_fails():
     r = verify(wrong, symbolic=False)
     assert r.error is None, r.error
     assert r.numeric_ok and not r.gradient_ok
+
+
+# bfloat16: the same checks at the stated bfloat16 tolerances (the whole registry runs under -m slow).
+
+@pytest.mark.parametrize("name", ["attention.sdpa", "attention.backward"])
+def test_bfloat16_inputs_verify_at_the_bfloat16_tolerance(name):
+    r = verify(derivations.get(name), symbolic=False, dtype="bfloat16")
+    assert r.error is None, r.error
+    assert (r.tolerance, r.gradient_tolerance) == (1e-2, 3e-2)
+    assert r.numeric_ok and r.gradient_ok, (r.numeric_error, r.gradient_error)
+    assert r.numeric_error > 1e-5, "bfloat16 inputs must round: an error at float32 size means they were not used"
+    assert r.dtype.startswith("bfloat16 in") and not r.properties
+
+
+def test_a_statement_that_misses_the_scale_fails_in_bfloat16_too():
+    wrong = Derivation(id="attention.unscaled", week=7, title="missing 1/sqrt(K)",
+                       statement=Eq(o, Softmax(q * k.T) * v), implementation="model.attention.sdpa",
+                       shapes=_shapes, sizes={"T": 2, "S": 3, "K": 4})
+    r = verify(wrong, dtype="bfloat16")
+    assert r.error is None, r.error
+    assert not r.ok and r.numeric_error > 1e-2
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(ValueError, match=r"dtype: expected one of \('float32', 'bfloat16'\), got 'float16'"):
+        verify(derivations.get("attention.sdpa"), dtype="float16")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", list(derivations.REGISTRY.values()), ids=lambda d: d.id)
+def test_derivation_verifies_in_bfloat16(d):
+    r = verify(d, symbolic=False, dtype="bfloat16")
+    assert r.error is None, r.error
+    assert r.numeric_ok, f"bfloat16: {r.numeric_error:.3e} > {r.tolerance}"
+    assert r.gradient_ok, f"bfloat16 gradient: {r.gradient_error} > {r.gradient_tolerance}"
