@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Mapping
 from itertools import pairwise
 from pathlib import Path
@@ -260,11 +259,6 @@ def token_labels(tokenizer, ids) -> list[str]:
     return [tokenizer.decode([i]).replace(" ", "␣").replace("\n", "⏎") for i in ids]
 
 
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def heatmap_grid(out, stem: str, panels, labels, *, title: str, kind: str) -> list[str]:
     """Save a grid of ``[T, T]`` heatmaps, one row per entry of ``panels``, as ``out/stem.png`` and ``.svg``.
 
@@ -392,8 +386,8 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     t = len(ids)
     windows, _ = next(data.iter_eval_batches("val", n_windows, t, 1, seed))
     tokens = np.concatenate([np.asarray([ids], np.int32), windows.astype(np.int32)])
-    _say(progress, f"{c.n_layers} layers x {c.n_heads} heads on a line of {t} tokens and {n_windows} windows, "
-                   f"{len(scales)} factors c")
+    common.say(NAME, progress, f"{c.n_layers} layers x {c.n_heads} heads on a line of {t} tokens and "
+                               f"{n_windows} windows, {len(scales)} factors c")
     with jax.default_matmul_precision("highest"):
         a = analyse(model, tokens, scales)
     layers = a["layers"]
@@ -443,7 +437,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
                       "uniform (c → 0)": a["uniform"]}},
     ]
     m["claims"] = _claims(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     m["figures"] = (
         heatmap_grid(out, "attention_scores",
               [(f"layer {layer}", m["maps"][str(layer)]["scores"]) for layer in sorted({0, last})], labels,

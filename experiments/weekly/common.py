@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_scale", "figure", "output_dir", "save_figure", "write_results"]
+__all__ = ["check_scale", "figure", "output_dir", "progress_bar", "save_figure", "say", "write_results"]
 
 
 def check_scale(scale) -> int:
@@ -70,3 +71,20 @@ def save_figure(fig, out_dir: str | os.PathLike, stem: str) -> list[str]:
         names.append(f"{stem}.{suffix}")
     plt.close(fig)
     return names
+
+
+def say(name: str, enabled: bool, text: str) -> None:
+    """Print ``"<name>: <text>"`` to stderr when ``enabled`` (an experiment's progress lines)."""
+    if enabled:
+        print(f"{name}: {text}", file=sys.stderr, flush=True)
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm bar of ``total`` steps when ``enabled`` and tqdm is installed, else ``None``."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)

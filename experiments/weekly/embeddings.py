@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.weekly import common
-from model.bert import MINILM_PACKAGE, NORMALIZE_MIN_NORM, encode_sentences, l2_normalize, load_minilm
+from model.bert import (
+    MINILM_PACKAGE,
+    NORMALIZE_MIN_NORM,
+    encode_sentences,
+    l2_normalize,
+    load_minilm,
+)
 from model.similarity import cosine_similarity
 
 __all__ = [
@@ -383,11 +388,6 @@ def _char_stats(table: np.ndarray, chars: Sequence[str]) -> dict[str, Any]:
 # --- the two models ------------------------------------------------------------------------------------------
 
 
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def _minilm_part(bert, tokenizer, n_frequent: int, progress: bool) -> dict[str, Any]:
     group_words = [w for ws in WORD_GROUPS.values() for w in ws]
     group_of = [g for g, ws in WORD_GROUPS.items() for _ in ws]
@@ -397,7 +397,7 @@ def _minilm_part(bert, tokenizer, n_frequent: int, progress: bool) -> dict[str, 
     sentences = [s for _, a, b in SENTENCES for s in (a, b)]
     topics = [t for t, _, _ in SENTENCES for _ in range(2)]
     pair_of = [i for i in range(len(SENTENCES)) for _ in range(2)]
-    _say(progress, f"MiniLM: encoding {len(vocab)} words and {len(sentences)} sentences")
+    common.say(NAME, progress, f"MiniLM: encoding {len(vocab)} words and {len(sentences)} sentences")
     encoded = np.asarray(encode_sentences(bert, tokenizer, vocab + sentences, batch_size=BATCH_SIZE))
     e_vocab, e_sent = encoded[:len(vocab)], jnp.asarray(encoded[len(vocab):])
 
@@ -721,10 +721,10 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
             bert = wordpiece = None
             mini: dict[str, Any] = {"available": False, "install": minilm_install(),
                                     "note": f"skipped: {e}. Install the model files with: {minilm_install()}"}
-            _say(progress, mini["note"])
+            common.say(NAME, progress, mini["note"])
         if bert is not None:
             mini = _minilm_part(bert, wordpiece, n_frequent, progress)
-        _say(progress, "shared GPT: character embeddings")
+        common.say(NAME, progress, "shared GPT: character embeddings")
         gpt, tokenizer, _ = shared_gpt(Path(out).parent, tiny=tiny, progress=progress)
         g = _gpt_part(gpt, tokenizer, seed)
 
@@ -739,7 +739,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     }
     m["claims"] = _claims(m)
     m["notes"] = _notes(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     figures = []
     if mini.get("available"):
         figures += _figure_words(out, mini) + _figure_sentences(out, mini) + _figure_pairs(out, mini)

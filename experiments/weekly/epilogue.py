@@ -42,7 +42,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,12 @@ from model.bert import MINILM_PACKAGE, Bert, BertConfig, load_minilm
 from model.bert import embed as bert_embed
 from model.gpt import check_tokens, count_parameters, param_count
 from model.gpt import embed as gpt_embed
-from model.multihead import merge_heads, multi_head_attention, output_projection, split_heads
+from model.multihead import (
+    merge_heads,
+    multi_head_attention,
+    output_projection,
+    split_heads,
+)
 from model.normalization import layer_norm
 from model.validate import add_bias
 
@@ -485,11 +489,6 @@ def _figure_parameters(out, m) -> list[str]:
 # --- the experiment ---------------------------------------------------------------------------------------------
 
 
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def _maps_summary(weights: np.ndarray) -> dict[str, Any]:
     n_layers, n_heads = weights.shape[:2]
     return {"layers": n_layers, "heads": n_heads, "first_layer": 0, "last_layer": n_layers - 1,
@@ -577,7 +576,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
         gpt, char_tok, _ = shared_gpt(Path(out).parent, tiny=tiny, progress=progress)
         enc = load_encoder(char_tok, seed=seed)
         if enc["note"]:
-            _say(progress, f"encoder: {enc['note']}")
+            common.say(NAME, progress, f"encoder: {enc['note']}")
         bert = enc["model"]
 
         real = len(enc["tokens"])
@@ -588,10 +587,10 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
         g_tokens = np.asarray(char_tok.encode(line), dtype=np.int32)
         check_tokens(g_tokens, gpt.config.vocab_size, gpt.config.context)
 
-        _say(progress, f"BERT ({enc['source']}): {real} tokens + {BERT_PADDING} padding")
+        common.say(NAME, progress, f"BERT ({enc['source']}): {real} tokens + {BERT_PADDING} padding")
         b = _measure("bert", bert, b_tokens, b_mask, real, replacements=replacements, directions=directions, rng=rng)
         b_pad = _padding_change(bert, b_tokens, b_mask, real)
-        _say(progress, f"GPT: {len(g_tokens)} characters")
+        common.say(NAME, progress, f"GPT: {len(g_tokens)} characters")
         g = _measure("gpt", gpt, g_tokens, np.ones_like(g_tokens), len(g_tokens), replacements=replacements,
                      directions=directions, rng=rng)
 
@@ -646,7 +645,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     }
     m["claims"] = _claims(m)
     m["notes"] = _notes(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     m["figures"] = (_figure_masks(out, m) + _figure_attention(out, m) + _figure_causality(out, m)
                     + _figure_parameters(out, m))
     path = common.write_results(out, m)

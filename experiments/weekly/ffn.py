@@ -48,7 +48,6 @@ import dataclasses
 import functools
 import itertools
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -403,21 +402,6 @@ def _train(model_config: GPTConfig, tc: TrainConfig, data, windows, bar) -> dict
     return out
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="ffn: training small GPTs", unit="step", dynamic_ncols=True)
-
-
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: bool = True,
         tiny: bool = False) -> dict[str, Any]:
     """The three FFN parts: key–value memories, ReLU vs GELU sparsity, the F/D ablation; results and figures.
@@ -445,21 +429,21 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
 
     from experiments.weekly.shared import shared_gpt
 
-    _say(progress, "loading the shared GPT (training it on first use)")
+    common.say(NAME, progress, "loading the shared GPT (training it on first use)")
     model, tokenizer, data = shared_gpt(Path(out).parent, tiny=tiny, progress=progress)
     vocab = model.config.vocab_size
-    _say(progress, "part (a): the most active units of the last FFN and their contexts")
+    common.say(NAME, progress, "part (a): the most active units of the last FFN and their contexts")
     memory = _memory(model, tokenizer, data, setup)
 
     tc = setup.train_config(seed)
     windows, _ = validation_windows(data, setup.sparsity_windows, setup.context)
     configs = {(act, 4): setup.model_config(vocab, activation=act, ratio=4) for act in ACTIVATIONS_COMPARED}
     configs |= {("relu", r): setup.model_config(vocab, activation="relu", ratio=r) for r in setup.ratios}
-    bar = _progress(len(configs) * tc.steps, progress)
+    bar = common.progress_bar(len(configs) * tc.steps, progress, "ffn: training small GPTs")
     trained = {}
     try:
         for (act, r), config in configs.items():
-            _say(progress and bar is None, f"training the {act} GPT with F/D = {r}")
+            common.say(NAME, progress and bar is None, f"training the {act} GPT with F/D = {r}")
             trained[(act, r)] = _train(config, tc, data, windows if r == 4 else None, bar)
     finally:
         if bar is not None:
@@ -505,7 +489,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     }
     m["claims"] = _claims(m)
     m["observations"] = _observations(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     m["figures"] = _figure_memory(out, m) + _figure_sparsity(out, m) + _figure_width(out, m)
     common.write_results(out, m)
     return m

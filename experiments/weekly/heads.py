@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,21 +285,6 @@ def _same_initial_weights(runs) -> bool:
     return bool(same)
 
 
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="1 head vs several", unit="step", dynamic_ncols=True)
-
-
 def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: bool = True,
         tiny: bool = False) -> dict[str, Any]:
     """Draw every head's pattern, ablate every head, and train one head against several; write results and figures.
@@ -334,18 +318,18 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
 
     ids = attention.line_tokens(tokenizer, c.context)
     labels = attention.token_labels(tokenizer, ids)
-    _say(progress, f"attention patterns of {c.n_layers} layers x {c.n_heads} heads on the line")
+    common.say(NAME, progress, f"attention patterns of {c.n_layers} layers x {c.n_heads} heads on the line")
     with jax.default_matmul_precision("highest"):
         maps = attention.analyse(model, np.asarray([ids], np.int32), (1.0,))
     patterns = [np.asarray(layer["weights"]).tolist() for layer in maps["layers"]]  # [L][H][T][T]
 
     batch, n_batches = (TINY_ABLATION_BATCH, TINY_ABLATION_BATCHES) if tiny else (ABLATION_BATCH,
                                                                                   ABLATION_BATCHES * scale)
-    _say(progress, f"ablating each of {c.n_layers * c.n_heads} heads and each layer's heads on {n_batches} "
-                   f"validation batches of {batch} x {c.context} tokens")
+    common.say(NAME, progress, f"ablating each of {c.n_layers * c.n_heads} heads and each layer's heads on {n_batches} "
+                               f"validation batches of {batch} x {c.context} tokens")
     abl = ablation(model, data.iter_eval_batches("val", batch, c.context, n_batches, seed))
 
-    bar = _progress(len(seeds) * len(task.head_counts) * task.steps, progress)
+    bar = common.progress_bar(len(seeds) * len(task.head_counts) * task.steps, progress, "1 head vs several")
     runs = []
     try:
         for s in seeds:
@@ -403,7 +387,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
          "evidence": {"Δloss, whole layer": abl["delta_layer"], "sum of single-head Δloss": abl["sum_delta_single"]}},
     ]
     m["claims"] = _claims(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     last = c.n_layers - 1
     m["figures"] = (
         attention.heatmap_grid(out, "heads_patterns",

@@ -309,16 +309,6 @@ def _embedding_scales(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "embeddings by sqrt(D)"}
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="reversal training", unit="step", dynamic_ncols=True)
-
-
 def _training_batches_seen(task: ReversalTask, seed: int) -> set[bytes]:
     seen = set()
     for s in range(1, task.steps + 1):
@@ -364,7 +354,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     tolerance = (TABLE_WIDTH / 2) * 2 * TABLE_POSITIONS * eps32
     spread = gram_spread(gram)
 
-    bar = _progress(len(seeds) * len(POSITIONAL) * task.steps, progress)
+    bar = common.progress_bar(len(seeds) * len(POSITIONAL) * task.steps, progress, "reversal training")
     runs, references = [], []
     try:
         for s in seeds:

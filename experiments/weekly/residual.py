@@ -62,7 +62,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -415,21 +414,6 @@ def unigram_loss(data, setup: ResidualSetup, seed: int) -> float:
     return float(np.mean([float(loss(jnp.asarray(y))) for _, y in batches]))
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="residual: training stacks", unit="step", dynamic_ncols=True)
-
-
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def _run_one(variant: str, depth: int, setup: ResidualSetup, params, data, seed: int, probe, bar):
     """Measure one stack at initialisation, train its first ``depth`` layers, measure again; its loss curve."""
     stack = _Stack(variant, setup, params, seed)
@@ -477,12 +461,12 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     scale = common.check_scale(scale)
     out = common.output_dir(out_dir)
     setup = (ResidualSetup.tiny() if tiny else ResidualSetup.default()).scaled(scale)
-    _say(progress, "reading the Shakespeare corpus")
+    common.say(NAME, progress, "reading the Shakespeare corpus")
     data = _corpus(setup)
     tc = setup.train_config(seed)
     probe = list(data.iter_eval_batches("train", setup.batch_size, setup.context, setup.probe_batches, seed))
     params = init_params(setup, data.vocab_size, max(setup.depths), seed)
-    bar = _progress(len(VARIANTS) * len(setup.depths) * tc.steps, progress)
+    bar = common.progress_bar(len(VARIANTS) * len(setup.depths) * tc.steps, progress, "residual: training stacks")
     runs = []
     try:
         for depth in setup.depths:
@@ -523,7 +507,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     }
     m["claims"] = _claims(m)
     m["observations"] = _observations(m)
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     m["figures"] = _figure_gradients(out, m) + _figure_ratio(out, m) + _figure_loss(out, m)
     common.write_results(out, m)
     return m

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import sys
 from typing import Any
 
 import jax
@@ -178,11 +177,6 @@ def _predicted_variances(widths) -> tuple[list[float], list[float]]:
             [float(sp.sympify(scaled).subs(K, d)) for d in widths])
 
 
-def _say(enabled: bool, text: str) -> None:
-    if enabled:
-        print(f"{NAME}: {text}", file=sys.stderr, flush=True)
-
-
 def _figure_variance(out, widths, m) -> list[str]:
     fig, ax = common.figure(figsize=(6, 4.2))
     ax.loglog(widths, m["variance"]["raw"], "o-", label="measured Var(q·k)")
@@ -283,7 +277,8 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     v = jnp.asarray(rng.standard_normal((n_seq, KEYS, VALUE_WIDTH), dtype=np.float32))
     r = jnp.asarray(rng.standard_normal((n_seq, KEYS, VALUE_WIDTH), dtype=np.float32))
 
-    _say(progress, f"measuring {len(widths)} head widths x {n_seq} sequences of {KEYS} positions (one compiled sweep)")
+    common.say(NAME, progress, f"measuring {len(widths)} head widths x {n_seq} sequences of {KEYS} positions "
+                               f"(one compiled sweep)")
     with jax.default_matmul_precision("highest"):
         swept = jax.device_get(sweep(q_all, k_all, v, r, widths=tuple(widths), map_positions=MAP_POSITIONS))
     rows, maps, uniform = swept["widths"], swept["maps"], float(swept["uniform_entropy"])
@@ -320,7 +315,7 @@ def run(out_dir: str | os.PathLike, *, scale: int = 1, seed: int = 0, progress: 
     }
     m["claims"] = _claims(m)
     m["notes"] = NOTES
-    _say(progress, "drawing figures")
+    common.say(NAME, progress, "drawing figures")
     m["figures"] = (_figure_variance(out, widths, m) + _figure_entropy(out, widths, m)
                     + _figure_gradients(out, widths, m) + _figure_maps(out, m["causal_maps"]))
     common.write_results(out, m)
