@@ -800,16 +800,12 @@ def resume(out_dir: str | os.PathLike, data, *, progress: bool = True, stop_at: 
         ValueError: no ``config.json`` in ``out_dir``, or one that does not hold
             ``{"model": ..., "train": ...}``; and what :func:`train` raises.
     """
-    path = Path(out_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"resume: {path} not found; expected the folder of a run started by train()")
+    from experiments.runs import read_configs
+
     try:
-        configs = json.loads(path.read_text())
-        model_config = GPTConfig.from_dict(configs["model"])
-        train_config = TrainConfig.from_dict(configs["train"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"resume: {path}: expected {{\"model\": ..., \"train\": ...}} as train() writes it, "
-                         f"could not read it: {e!r}") from None
+        model_config, train_config = read_configs(out_dir)
+    except FileNotFoundError as e:
+        raise ValueError(f"resume: {e}") from None
     return train(model_config, train_config, data, out_dir=out_dir, progress=progress, resume=True,
                  stop_at=stop_at, flops_per_token=flops_per_token, peak_flops=peak_flops, figures=figures,
                  on_step=on_step)
