@@ -92,6 +92,7 @@ from experiments import peak as peak_lib
 from experiments.checkpoint import CHECKPOINT_DIR, Checkpoints, config_differences
 from model.gpt import GPT, GPTConfig, abstract_gpt
 from model.loss import cross_entropy
+from model.validate import config_from_dict
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -268,15 +269,7 @@ class TrainConfig:
             TypeError: ``data`` is not a dict.
             ValueError: missing or unknown keys (named), or invalid values.
         """
-        if not isinstance(data, dict):
-            raise TypeError(f"TrainConfig.from_dict: expected a dict, got {type(data).__name__}")
-        fields = [f.name for f in dataclasses.fields(cls)]
-        missing = [f for f in fields if f not in data and f not in _ADDED_LATER]
-        unknown = sorted(set(data) - set(fields))
-        if missing or unknown:
-            raise ValueError(f"TrainConfig.from_dict: missing keys {missing}, unknown keys {unknown}; "
-                             f"expected exactly {fields}")
-        return cls(**data)
+        return config_from_dict(cls, data, optional=_ADDED_LATER)
 
 
 #: fields the train step does not read: configs that differ only in these share one compiled step

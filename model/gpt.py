@@ -56,7 +56,7 @@ from model.equation import implements
 from model.feedforward import FFN_BY_ACTIVATION
 from model.normalization import LayerNorm, layer_norm
 from model.positional import apply_rotary, rotary_tables, sinusoidal_encoding
-from model.validate import check_positive_int, check_rank, check_shape
+from model.validate import check_positive_int, check_rank, check_shape, config_from_dict
 
 __all__ = [
     "GPT",
@@ -228,15 +228,7 @@ class GPTConfig:
             TypeError: ``data`` is not a mapping.
             ValueError: missing or unknown keys (named), or invalid values.
         """
-        if not isinstance(data, dict):
-            raise TypeError(f"GPTConfig.from_dict: expected a dict, got {type(data).__name__}")
-        fields = [f.name for f in dataclasses.fields(cls)]
-        missing = [f for f in fields if f not in data]
-        unknown = sorted(set(data) - set(fields))
-        if missing or unknown:
-            raise ValueError(f"GPTConfig.from_dict: missing keys {missing}, unknown keys {unknown}; "
-                             f"expected exactly {fields}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def to_json(self) -> str:
         """The config as a JSON object (:meth:`to_dict`), keys in field order."""

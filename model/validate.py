@@ -7,11 +7,13 @@ arrived.  ``assert`` is never used for this.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax.numpy as jnp
 
-__all__ = ["check_rank", "check_axis", "check_shape", "check_divisible", "add_bias", "check_positive_int"]
+__all__ = ["check_rank", "check_axis", "check_shape", "check_divisible", "add_bias", "check_positive_int",
+           "config_from_dict"]
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -57,3 +59,24 @@ def check_positive_int(name: str, n) -> int:
 def add_bias(y, b):
     """``y + b`` with ``b`` broadcast explicitly over the leading axes of ``y`` (no rank promotion)."""
     return y + jnp.broadcast_to(b, jnp.shape(y))
+
+
+def config_from_dict(cls, data, *, optional: frozenset[str] = frozenset()):
+    """``cls(**data)`` for a frozen config dataclass, with every field present and no other key.
+
+    Fields named in ``optional`` may be absent (their defaults apply): fields added
+    after configs were first saved.
+
+    Raises:
+        TypeError: ``data`` is not a dict.
+        ValueError: missing or unknown keys (both named), or invalid values (from ``cls``).
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(data).__name__}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    missing = [f for f in fields if f not in data and f not in optional]
+    unknown = sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ValueError(f"{cls.__name__}.from_dict: missing keys {missing}, unknown keys {unknown}; "
+                         f"expected exactly {fields}")
+    return cls(**data)
