@@ -31,6 +31,13 @@ A checkpoint that cannot be read (damaged on disk after it was written) is
 moved aside to ``<step>.unreadable`` with a :class:`CheckpointWarning`, and
 :meth:`Checkpoints.restore` falls back to the one before it; if none can be
 read it raises ``ValueError`` naming each step and its error.
+
+Several devices.  Arrays sharded over a mesh (:mod:`experiments.sharding`) are
+saved as whole arrays, each device writing its own slices; a checkpoint does not
+depend on how it was placed when saved.  :meth:`Checkpoints.restore` places the
+arrays on this process's first device, or with the ``shardings`` it is given: a
+checkpoint written by 8 devices restores on one, and one written on one device
+restores straight into the shards of 8 (each device reading only its slices).
 """
 
 from __future__ import annotations
@@ -85,24 +92,42 @@ def all_finite(tree) -> bool:
     """Whether every floating-point leaf of ``tree`` is free of NaN and infinity (integer leaves are ignored).
 
     Checked on the host with NumPy (no compilation); a checkpoint copies the arrays there anyway.
+    An array spread over the devices of several processes (a multi-host run), which no
+    process holds whole, is checked on its devices instead.
 
     >>> all_finite({"w": np.ones(3), "count": np.int32(4)}), all_finite([np.array([1.0, np.nan])])
     (True, False)
     """
     for leaf in jax.tree.leaves(tree):
-        x = np.asarray(leaf)
-        if jnp.issubdtype(x.dtype, jnp.inexact) and not np.isfinite(x).all():
+        if not jnp.issubdtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype, jnp.inexact):
+            continue
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            finite = bool(jnp.isfinite(leaf).all())
+        else:
+            finite = bool(np.isfinite(np.asarray(leaf)).all())
+        if not finite:
             return False
     return True
 
 
-def _placed(tree):
-    """Abstract leaves without a sharding get the default device's: restore there, not where it was saved.
+def _placed(tree, shardings=None):
+    """Abstract leaves get ``shardings`` (a pytree like ``tree``, or one sharding for all) where given.
 
-    A checkpoint written on a GPU then restores on a machine with only a CPU (orbax
-    would otherwise use the sharding recorded at save time).
+    Otherwise a leaf without a sharding gets the default device's (this process's first,
+    ``jax.devices()[0]`` on one host): restore there, not where it was saved.  A
+    checkpoint written on a GPU then restores on a machine with only a CPU, and one
+    written by 8 devices on a machine with one (orbax would otherwise use the sharding
+    recorded at save time); in a multi-host run each process gets the whole arrays.
     """
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    if shardings is not None:
+        if isinstance(shardings, jax.sharding.Sharding):
+            shardings = jax.tree.map(lambda _: shardings, tree)
+        try:
+            return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s), tree, shardings)
+        except ValueError as e:
+            raise ValueError(f"shardings: expected a jax.sharding.Sharding or a pytree of them like the targets "
+                             f"(params, opt_state), got another structure: {str(e).splitlines()[0][:200]}") from None
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
     def place(x):
         if getattr(x, "sharding", None) is not None:
@@ -235,8 +260,8 @@ class Checkpoints:
         self.manager.wait_until_finished()
         return self.path(step)
 
-    def restore(self, abstract_params, abstract_opt_state, *,
-                check_meta: Callable[[dict], None] | None = None) -> Restored | None:
+    def restore(self, abstract_params, abstract_opt_state, *, check_meta: Callable[[dict], None] | None = None,
+                shardings=None) -> Restored | None:
         """The newest readable checkpoint, restored against abstract targets; ``None`` if there is none.
 
         Args:
@@ -248,6 +273,11 @@ class Checkpoints:
             check_meta: called with the newest checkpoint's meta before any array is
                 read; raise from it to refuse the checkpoint (a config mismatch), which
                 is not treated as damage.
+            shardings: where to place the restored arrays: ``None`` (each target's own
+                sharding, else this process's first device), one ``jax.sharding.Sharding`` for
+                every array, or a pair ``(params_shardings, opt_state_shardings)`` of
+                pytrees like the targets (:func:`experiments.sharding.state_shardings`),
+                which restores straight into the shards of a multi-device run.
 
         A checkpoint whose meta or arrays cannot be read is moved to
         ``<step>.unreadable`` with a :class:`CheckpointWarning`, and the one before it
@@ -259,7 +289,12 @@ class Checkpoints:
                 the targets' (names, shapes or dtypes; the first few differences named), or
                 what ``check_meta`` raises.
         """
-        tree = _placed({"params": abstract_params, "opt_state": abstract_opt_state})
+        if shardings is not None and not isinstance(shardings, jax.sharding.Sharding):
+            if not isinstance(shardings, (tuple, list)) or len(shardings) != 2:
+                raise ValueError(f"shardings: expected a jax.sharding.Sharding or a pair (params_shardings, "
+                                 f"opt_state_shardings), got {type(shardings).__name__}")
+            shardings = {"params": shardings[0], "opt_state": shardings[1]}
+        tree = _placed({"params": abstract_params, "opt_state": abstract_opt_state}, shardings)
         target = ocp.args.StandardRestore(tree)
         unreadable: list[tuple[int, str]] = []
         for step in reversed(self.steps()):

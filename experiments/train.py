@@ -635,18 +635,29 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
     checkpoints = Checkpoints(out / CHECKPOINT_DIR, keep=tc.keep_checkpoints)
     configs = {"model": model_config.to_dict(), "train": tc.to_dict()}
     metrics_path = out / "metrics.jsonl"
+    mesh = None
+    if tc.parallel != "none":
+        from experiments import sharding
+
+        mesh = sharding.make_mesh()
+        sharding.check_batch(tc.batch_size, mesh)
+    # on several hosts every process trains, process 0 alone writes the logs, results and figures
+    writer = jax.process_index() == 0
     if resume:
         graphdef, abstract_params = nnx.split(abstract_gpt(model_config, seed=tc.seed), nnx.Param)
         abstract_opt_state = jax.eval_shape(make_optimizer(tc).init, abstract_params)
         restored = checkpoints.restore(
             abstract_params, abstract_opt_state,
-            check_meta=lambda meta: _check_resume(meta, configs=configs, folder=checkpoints.path(meta["step"])))
+            check_meta=lambda meta: _check_resume(meta, configs=configs, folder=checkpoints.path(meta["step"])),
+            shardings=None if mesh is None else sharding.state_shardings((abstract_params, abstract_opt_state),
+                                                                         tc.parallel, mesh))
         if restored is None:
             raise ValueError(f"resume: no checkpoint in {checkpoints.directory}; expected the folder of a run "
                              f"started by train() (or train without resume)")
         start, params, opt_state = restored.step, restored.params, restored.opt_state
         elapsed_before = float(restored.meta.get("elapsed_s", 0.0))
-        _truncate_metrics(metrics_path, start)
+        if writer:
+            _truncate_metrics(metrics_path, start)
     else:
         existing = checkpoints.steps()
         if existing and not overwrite:
@@ -657,27 +668,23 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
         graphdef, params = nnx.split(GPT(model_config, rngs=nnx.Rngs(tc.seed)), nnx.Param)
         opt_state = make_optimizer(tc).init(params)
         # committed to the device, as restored arrays are: both then share one compiled step
-        params, opt_state = jax.device_put((params, opt_state), jax.devices()[0])
+        params, opt_state = jax.device_put((params, opt_state), jax.local_devices()[0])
         start, elapsed_before = 0, 0.0
-    mesh = None
-    if tc.parallel != "none":
-        from experiments import sharding
-
-        mesh = sharding.make_mesh()
-        sharding.check_batch(tc.batch_size, mesh)
+    if mesh is not None:
         params, opt_state = sharding.place_state(params, opt_state, tc.parallel, mesh)
     stop = tc.steps if stop_at is None else stop_at
     if stop < start:
         raise ValueError(f"stop_at: expected a step at or after the checkpoint's step {start}, got {stop_at}")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", configs)
+    if writer:
+        _write_json(out / "config.json", configs)
 
     peak = peak_lib.peak_flops(override=peak_flops)
     train_step = make_train_step(graphdef, tc)
     eval_loss = make_eval_loss(graphdef, tc.compute_dtype)
     tokens_per_step = n_seq * block_size
 
-    bar = _progress_bar(tc.steps, progress, initial=start)
+    bar = _progress_bar(tc.steps, progress and writer, initial=start)
     session_start = t_last = time.perf_counter()
     t_first = None  # when this session's first step was done (compilation behind it)
     last_logged = done = first_done = start
@@ -689,7 +696,8 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
                          elapsed_s=elapsed_before + time.perf_counter() - session_start)
         last_saved = step
 
-    with open(metrics_path, "a" if resume else "w") as log, checkpoints, _deferred_ctrl_c() as ctrl_c:
+    with (open(metrics_path if writer else os.devnull, "a" if resume else "w") as log, checkpoints,
+          _deferred_ctrl_c() as ctrl_c):
         try:
             for step in range(start + 1, stop + 1):
                 x, y = data.batch("train", n_seq, block_size, seed=tc.seed, step=step - 1)
@@ -720,7 +728,7 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
                     log.write(json.dumps(line) + "\n")
                     log.flush()
                     t_last, last_logged = time.perf_counter(), step
-                    _show(bar, progress, line, tc.steps)
+                    _show(bar, progress and writer, line, tc.steps)
                 if bar is not None:
                     bar.update(1)
                 if step % tc.checkpoint_every == 0 or step == stop:
@@ -736,7 +744,7 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
                     with contextlib.suppress(ValueError):  # a non-finite state is not saved
                         save(done)
             log.flush()
-            if figures:
+            if figures and writer:
                 _plot(out)
             raise TrainingInterrupted(done, checkpoints.path(done) if last_saved == done else None, out) from None
         finally:
@@ -763,9 +771,10 @@ def train(model_config: GPTConfig, train_config: TrainConfig, data, *, out_dir: 
                 if steady is not None and flops_per_token is not None and peak is not None else None),
         "peak": None if peak is None else peak.to_dict(),
         "checkpoint": None if last_saved is None else str(checkpoints.path(last_saved)),
-        "figures": _plot(out) if figures else [],
+        "figures": _plot(out) if figures and writer else [],
     }
-    _write_json(out / "results.json", results)
+    if writer:
+        _write_json(out / "results.json", results)
     return {**results, "params": params}
 
 
