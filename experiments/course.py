@@ -4,16 +4,20 @@
 2. trains the small GPT the experiments share, once (:mod:`experiments.weekly.shared`);
 3. runs every week's experiment into ``<runs_dir>/<name>/``;
 4. writes ``<runs_dir>/course/index.json``: per week, each experiment's title, its
-   results file and figures, its time and whether it ran, plus the verification summary.
+   results file and figures, its time and whether it ran, plus the verification summary
+   and each derivation's verification record (``index["verify"]["results"]``);
+5. builds the lesson site from all of it (:func:`experiments.lessons.build_site`) into
+   ``<runs_dir>/site/`` and records its path in the index.
 
-An experiment that fails is recorded with its error and the course goes on; the exit
-status says whether everything ran.  Ctrl-C stops the course; the shared GPT's training
-checkpoints as it stops and resumes on the next run, and finished experiments keep
-their files.
+An experiment that fails, or a site that cannot be built, is recorded with its error and
+the course goes on; the exit status says whether everything ran.  Ctrl-C stops the
+course; the shared GPT's training checkpoints as it stops and resumes on the next run,
+and finished experiments keep their files.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -22,12 +26,32 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_course"]
+__all__ = ["run_course", "verification_record"]
 
 
 def _say(progress: bool, text: str) -> None:
     if progress:
         print(text, file=sys.stderr, flush=True)
+
+
+def verification_record(result, date: datetime.datetime | None = None) -> dict[str, Any]:
+    """One derivation's verification result (:class:`experiments.verify.Result`) as index.json stores it.
+
+    Keys: ``id, week, title, steps_proved, steps_total, numeric_error, gradient_error,
+    gradients_total, tolerance, dtype, backend, seconds, ok, error`` and ``date`` (ISO
+    8601, UTC; now when not given), plus ``gradient_tolerance`` and
+    ``sampled_passed``/``sampled_total`` for the sampled checks.  The lesson pages read these.
+    """
+    when = date if date is not None else datetime.datetime.now(datetime.UTC)
+    return {"id": result.id, "week": result.week, "title": result.title,
+            "steps_proved": result.steps_proved, "steps_total": result.steps_total,
+            "numeric_error": result.numeric_error, "gradient_error": result.gradient_error,
+            "gradients_total": result.gradients_total, "tolerance": result.tolerance,
+            "gradient_tolerance": result.gradient_tolerance, "dtype": result.dtype,
+            "backend": result.backend, "seconds": result.seconds, "ok": result.ok, "error": result.error,
+            "sampled_passed": sum(value <= tol for _, value, tol in result.properties),
+            "sampled_total": len(result.properties),
+            "date": when.astimezone(datetime.UTC).isoformat(timespec="seconds")}
 
 
 def _verify_all(ids: list[str] | None, progress: bool) -> dict[str, Any]:
@@ -39,14 +63,39 @@ def _verify_all(ids: list[str] | None, progress: bool) -> dict[str, Any]:
     chosen = [derivations.get(i) for i in ids] if ids is not None else list(derivations.REGISTRY.values())
     start = time.perf_counter()
     failed = []
+    records = []
     for n, d in enumerate(chosen, 1):
         r = verify(d)
+        records.append(verification_record(r))
         if not r.ok:
             failed.append(d.id)
         _say(progress, f"  verify [{n}/{len(chosen)}] {d.id}: {'ok' if r.ok else 'FAILED'}")
     return {"derivations": len(chosen), "verified": len(chosen) - len(failed), "failed": failed,
             "seconds": time.perf_counter() - start, "backend": jax.default_backend(),
-            "device": jax.devices()[0].device_kind}
+            "device": jax.devices()[0].device_kind, "results": records}
+
+
+def _write_index(folder: Path, index: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "index.json.tmp"
+    tmp.write_text(json.dumps(index, indent=2) + "\n")
+    os.replace(tmp, folder / "index.json")
+    return folder / "index.json"
+
+
+def _build_site(runs: Path, progress: bool) -> dict[str, Any]:
+    t = time.perf_counter()
+    try:
+        from experiments.lessons import build_site
+
+        site = {"path": str(build_site(runs, progress=progress)), "ok": True}
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded like a failing experiment
+        site = {"path": None, "ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        _say(progress, f"  FAILED: {site['error']}")
+    site["seconds"] = time.perf_counter() - t
+    return site
 
 
 def run_course(runs_dir: str | os.PathLike = "runs", *, tiny: bool = False, progress: bool = True,
@@ -107,10 +156,14 @@ def run_course(runs_dir: str | os.PathLike = "runs", *, tiny: bool = False, prog
     index["ok"] = not index["verify"]["failed"] and all(e["ok"] for w in weeks.values() for e in w)
     index["seconds"] = time.perf_counter() - start
     folder = runs / "course"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2) + "\n")
-    os.replace(tmp, folder / "index.json")
+    _write_index(folder, index)  # the site reads it
+
+    _say(progress, "course: building the lesson site")
+    index["site"] = _build_site(runs, progress)
+    index["ok"] = index["ok"] and index["site"]["ok"]
+    index["seconds"] = time.perf_counter() - start
+    _write_index(folder, index)
     _say(progress, f"course: {'everything ran' if index['ok'] else 'some parts FAILED'} in "
-                   f"{index['seconds']:.0f} s; index at {folder / 'index.json'}")
+                   f"{index['seconds']:.0f} s; index at {folder / 'index.json'}"
+                   + (f"; lessons at {index['site']['path']}" if index["site"]["ok"] else ""))
     return index
