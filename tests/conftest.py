@@ -33,3 +33,24 @@ settings.load_profile("project")
 def weekly_runs(tmp_path_factory):
     """One runs folder for the weekly experiments' tests: the tiny shared GPT is trained into it once per session."""
     return tmp_path_factory.mktemp("weekly")
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(weekly_runs):
+    """``tiny_experiment(name) -> (folder, results)``: the weekly experiment ``name`` at its tiny size.
+
+    Run once per session into ``weekly_runs/<name>`` (beside the tiny shared GPT) and
+    shared by every test that reads it: the experiment's own tests and the lesson pages'.
+    """
+    from experiments import weekly
+
+    cache: dict = {}
+
+    def run(name: str):
+        if name not in cache:
+            out = weekly_runs / name
+            with jax.default_matmul_precision("highest"):
+                cache[name] = out, weekly.get(name).run(out, tiny=True, progress=False)
+        return cache[name]
+
+    return run

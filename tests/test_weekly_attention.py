@@ -21,9 +21,8 @@ RTOL, ATOL = 1e-5, 1e-6  # float32
 
 
 @pytest.fixture(scope="module")
-def tiny_run(weekly_runs):
-    out = weekly_runs / "attention"
-    return out, attention.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("attention")
 
 
 def test_writes_results_and_figures(tiny_run):

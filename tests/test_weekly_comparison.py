@@ -12,9 +12,8 @@ LLAMA_2_7B = 6_738_415_616
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("comparison")
-    return out, comparison.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("comparison")
 
 
 def _row(m, name):

@@ -24,9 +24,8 @@ def runs(weekly_runs):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(runs):
-    out = runs / "embeddings"
-    return out, embeddings.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("embeddings")
 
 
 def _matrices(m):

@@ -23,9 +23,8 @@ def runs(weekly_runs):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(runs):
-    out = runs / "epilogue"
-    return out, epilogue.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("epilogue")
 
 
 @pytest.fixture(scope="module")

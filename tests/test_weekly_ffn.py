@@ -13,9 +13,8 @@ STEMS = ("ffn_memory", "ffn_sparsity", "ffn_width")
 
 
 @pytest.fixture(scope="module")
-def results(weekly_runs):
-    out = weekly_runs / "ffn"   # the shared tiny GPT is trained into its parent, once
-    return out, ffn.run(out, tiny=True, progress=False)
+def results(tiny_experiment):
+    return tiny_experiment("ffn")
 
 
 def test_writes_results_and_figures(results):

@@ -21,9 +21,8 @@ RTOL, ATOL = 1e-5, 1e-6  # float32
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
-def tiny_run(weekly_runs):
-    out = weekly_runs / "heads"
-    return out, heads.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("heads")
 
 
 def test_writes_results_and_figures(tiny_run):

@@ -17,9 +17,8 @@ STEMS = ("positional_table", "positional_gram", "positional_reversal_training", 
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("positional")
-    return out, positional.run(out, tiny=True, progress=False)
+def results(tiny_experiment):
+    return tiny_experiment("positional")
 
 
 def test_writes_results_and_figures(results):

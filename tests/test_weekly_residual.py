@@ -25,10 +25,8 @@ KW = {"n_heads": SETUP.n_heads, "eps": SETUP.eps, "activation": SETUP.activation
 pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("residual")
-    with jax.default_matmul_precision("highest"):   # as the tests: measure() below then reuses the compiled step
-        return out, residual.run(out, tiny=True, progress=False)
+def results(tiny_experiment):
+    return tiny_experiment("residual")
 
 
 @pytest.fixture(scope="module")

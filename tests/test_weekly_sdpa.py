@@ -9,9 +9,8 @@ from experiments.weekly import sdpa
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sdpa")
-    return out, sdpa.run(out, tiny=True, progress=False)
+def tiny_run(tiny_experiment):
+    return tiny_experiment("sdpa")
 
 
 def test_writes_results_and_figures(tiny_run):

@@ -14,9 +14,8 @@ HAS_KOREAN = importlib.util.find_spec("konlpy") is not None
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tokens")
-    return out, tokens.run(out, tiny=True, progress=False)
+def results(tiny_experiment):
+    return tiny_experiment("tokens")
 
 
 def test_writes_results_and_figures(results):
