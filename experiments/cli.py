@@ -14,6 +14,8 @@
     run one week's experiment into runs/NAME (results.json and figures).
 ``tfd course``
     verify, train the shared GPT once, run every experiment, write runs/course/index.json.
+``tfd lessons [--runs DIR] [--out DIR]``
+    build the lesson site (runs/site/index.html and a page per week) from what runs/ holds.
 """
 
 from __future__ import annotations
@@ -197,12 +199,16 @@ def cmd_train(args) -> int:
     from model.gpt import PRESETS as MODEL_PRESETS
     from model.gpt import GPTConfig
 
+    if args.distributed:
+        from experiments.sharding import initialize_distributed
+
+        initialize_distributed()
     try:
         if args.resume:
             run_dir = Path(args.resume)
-            if args.data or args.name or args.steps or args.overwrite:
-                raise SystemExit("tfd train --resume: the run's own corpus and configs are used; "
-                                 "do not combine it with --data, --name, --steps or --overwrite")
+            if args.data or args.name or args.steps or args.overwrite or args.dtype or args.parallel:
+                raise SystemExit("tfd train --resume: the run's own corpus and configs are used; do not combine it "
+                                 "with --data, --name, --steps, --overwrite, --dtype or --parallel")
             _, data = open_run(run_dir)
             model_config, _ = read_configs(run_dir)
             print(f"resuming {run_dir}")
@@ -224,6 +230,10 @@ def cmd_train(args) -> int:
             tok, data = prepare_run(run_dir, data=args.data, tokenizer=kind)
             model_config = GPTConfig.preset(args.preset, vocab_size=tok.vocab_size)
             overrides = {"steps": args.steps} if args.steps else {}
+            if args.dtype:
+                overrides["compute_dtype"] = args.dtype
+            if args.parallel:
+                overrides["parallel"] = args.parallel
             if args.steps:
                 base = TrainConfig.preset(train_name)
                 overrides["warmup_steps"] = min(base.warmup_steps, max(args.steps // 10, 0))
@@ -312,6 +322,35 @@ def cmd_course(args) -> int:
     return 0 if index["ok"] else 1
 
 
+def cmd_lessons(args) -> int:
+    from pathlib import Path
+
+    from experiments.lessons import build_site
+
+    try:
+        index = build_site(args.runs, args.out, progress=not args.quiet)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"tfd lessons: {e}") from None
+    site = Path(index).parent
+    print(f"lessons: {index}")
+    print(f"open it from disk, or serve it with `python -m http.server --directory {site}` and open the "
+          f"address it prints")
+    if not (Path(args.runs) / "course" / "index.json").is_file():
+        print(f"note: {args.runs} holds no course run, so the pages show no verification results or numbers; "
+              f"`tfd course --runs-dir {args.runs}` computes them (it rebuilds the site at its end)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from experiments.bench import bench, format_report
+
+    results = bench(args.out, presets=tuple(args.presets), quick=args.quick, torch_ref=not args.no_torch,
+                    attention=not args.no_attention, rounds=args.rounds, progress=not args.quiet)
+    print(format_report(results))
+    print(f"results: {args.out}/results.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfd", description="transformer-derivations: verified transformer equations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -348,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stop-at", type=int, help="stop after this step with a checkpoint (finish later with --resume)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="start afresh in a run folder that has checkpoints")
+    t.add_argument("--dtype", choices=("float32", "bfloat16"),
+                   help="compute dtype of the forward and backward pass (bfloat16: mixed precision, float32 state)")
+    t.add_argument("--parallel", choices=("none", "dp", "fsdp"),
+                   help="spread each step over every device: data parallel, or fully sharded (default: none)")
+    t.add_argument("--distributed", action="store_true",
+                   help="multi-host: call jax.distributed.initialize() first (one process per host, same command)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -379,6 +424,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tiny", action="store_true", help="everything at its tiny size (a smoke test)")
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_course)
+
+    ls = sub.add_parser("lessons", help="build the lesson site from runs/ (runs nothing)")
+    ls.add_argument("--runs", "--runs-dir", dest="runs", default="runs",
+                    help="the runs folder to read (default: runs)")
+    ls.add_argument("--out", help="where the site goes (default: RUNS/site)")
+    ls.add_argument("--quiet", action="store_true", help="do not list what is built")
+    ls.set_defaults(func=cmd_lessons)
+
+    b = sub.add_parser("bench", help="train-step tokens/s against PyTorch, attention against JAX's, compile, MFU")
+    b.add_argument("--out", default="runs/bench", help="where results.json goes (default: runs/bench)")
+    b.add_argument("--presets", nargs="+", default=["tiny", "shakespeare-char"], metavar="PRESET",
+                   help="GPT presets of the train-step comparison (default: tiny shakespeare-char)")
+    b.add_argument("--rounds", type=int, help="timed rounds per side (default 7; 2 with --quick)")
+    b.add_argument("--quick", action="store_true", help="the smallest run that exercises every part")
+    b.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    b.add_argument("--no-attention", action="store_true", help="skip the attention comparison")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

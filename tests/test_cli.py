@@ -80,6 +80,19 @@ def test_train_writes_the_run_and_resumes_to_the_end(trained, capsys):
     assert steps == sorted(steps) and steps[-1] == 12
     with pytest.raises(SystemExit, match="already holds a run with checkpoints"):
         main(args)  # a second fresh start would lose the first run
+    with pytest.raises(SystemExit, match="do not combine it with .*--dtype or --parallel"):
+        main(["train", "--resume", str(run), "--dtype", "bfloat16"])  # the run's own configs decide
+
+
+def test_train_takes_the_compute_dtype_and_parallel_mode(trained):
+    import json
+
+    root, _, _ = trained
+    corpus = root / "corpus.txt"
+    assert main(["train", "--preset", "tiny", "--data", str(corpus), "--runs-dir", str(root / "runs"), "--steps", "2",
+                 "--dtype", "bfloat16", "--parallel", "dp", "--name", "bf16", "--quiet"]) == 0
+    train = json.loads((root / "runs" / "bf16" / "config.json").read_text())["train"]
+    assert (train["compute_dtype"], train["parallel"]) == ("bfloat16", "dp")
 
 
 def test_sample_continues_a_prompt(trained, capsys):
