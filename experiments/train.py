@@ -356,11 +356,15 @@ def _train_step(graphdef, tc: TrainConfig, optimizer, params, opt_state, batch, 
         loss, grads = grad_fn(params, x_BT, y_BT, key)
         return (loss_sum + loss, jax.tree.map(jnp.add, grads_sum, grads)), None
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    (loss_sum, grads_sum), _ = jax.lax.scan(micro, (jnp.zeros((), jnp.float32), zeros),
-                                            (jnp.arange(n_micro), x_ABT, y_ABT))
-    loss = loss_sum / n_micro
-    grads = jax.tree.map(lambda g: g / n_micro, grads_sum)
+    if n_micro == 1:  # no loop: XLA then fuses the gradient into the update
+        key = None if dropout_key is None else jax.random.fold_in(dropout_key, 0)
+        loss, grads = grad_fn(params, x_ABT[0], y_ABT[0], key)
+    else:
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (loss_sum, grads_sum), _ = jax.lax.scan(micro, (jnp.zeros((), jnp.float32), zeros),
+                                                (jnp.arange(n_micro), x_ABT, y_ABT))
+        loss = loss_sum / n_micro
+        grads = jax.tree.map(lambda g: g / n_micro, grads_sum)
     lr = make_schedule(tc)(_step_count(opt_state))
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
