@@ -21,9 +21,10 @@ needs_torch = pytest.mark.skipif(torch_missing is not None, reason=str(torch_mis
 
 
 @needs_torch
-@pytest.mark.parametrize("overrides", [{}, {"bias": False, "activation": "gelu_tanh"},
-                                       {"tie_embeddings": False, "activation": "gelu"}],
-                         ids=["tiny", "no-bias-gelu-tanh", "untied-gelu"])
+@pytest.mark.parametrize("overrides", [
+    {}, pytest.param({"bias": False, "activation": "gelu_tanh"}, marks=pytest.mark.slow),
+    pytest.param({"tie_embeddings": False, "activation": "gelu"}, marks=pytest.mark.slow)],
+    ids=["tiny", "no-bias-gelu-tanh", "untied-gelu"])
 def test_pytorch_reference_computes_our_logits_from_our_weights(overrides):
     """Tolerance 2e-5 absolute on logits of size ~1: float32, different summation orders."""
     import torch
@@ -49,6 +50,7 @@ def test_pytorch_reference_refuses_positions_it_does_not_have():
         bench_torch.build(GPTConfig.tiny(positional="rotary"))
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_well_formed_results(tmp_path):
     results = bench(tmp_path / "bench", presets=("tiny",), quick=True, progress=False)
     saved = json.loads((tmp_path / "bench" / "results.json").read_text())
