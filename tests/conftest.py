@@ -3,10 +3,23 @@
 Rank promotion raises, so a model function that silently broadcasts a [D] bias
 against a [T, D] array fails the suite.  Tests do not write into the working
 directory (use ``tmp_path``) and need no network.
+
+The tests compile with LLVM's optimisation level 0 (``--xla_backend_optimization_level=0``
+in ``XLA_FLAGS``, unless that flag is set already): it about halves XLA's compile time,
+which is most of this suite's, and changes how fast the code runs, not what it computes.
+``tfd verify`` (part of ``tfd course``) checks every derivation against the code compiled
+at the default level; ``XLA_FLAGS=--xla_backend_optimization_level=2 python -m pytest``
+runs the tests that way.
 """
 
-import jax
-import pytest
+import os
+
+_LLVM_LEVEL = "--xla_backend_optimization_level"
+if _LLVM_LEVEL not in os.environ.get("XLA_FLAGS", ""):   # before JAX starts its backend
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_LLVM_LEVEL}=0".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -54,3 +67,4 @@ def tiny_experiment(weekly_runs):
         return cache[name]
 
     return run
+

@@ -59,7 +59,8 @@ WORKER_TIMEOUT_S = 300
 def _child_env(devices: int) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+    ours = ("--xla_force_host_platform_device_count", "--xla_backend_optimization_level")
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(ours)]
     # LLVM's optimisation level 0 halves the compile time; both the reference and the sharded step get it
     flags += [f"--xla_force_host_platform_device_count={devices}", "--xla_backend_optimization_level=0"]
     env["XLA_FLAGS"] = " ".join(flags)
