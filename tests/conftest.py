@@ -67,4 +67,3 @@ def tiny_experiment(weekly_runs):
         return cache[name]
 
     return run
-
